@@ -1,0 +1,222 @@
+"""The `Proposer` protocol: what the searcher asks of an agent, and what it gets back.
+
+`search.AgentSearcher` calls `Proposer.propose(context, n)` on a background thread when its
+escalation policy decides the campaign needs new experiment configs (tier 2: variants of the
+built-in models; tier 3: generated model code). The searcher never waits for the answer inside
+`suggest()`: the proposals become new *arms* once they arrive.
+
+Call order and ownership:
+    1. The searcher builds a `ProposalContext` (a frozen snapshot: plain data only) and submits
+       `proposer.propose(context, n)` to its single worker thread.
+    2. The proposer returns at most `n` `Proposal` objects (fewer, or none, is fine). It may raise
+       any `AgentError` (or any other exception): the searcher records an agent-failure event in
+       the feedback store and keeps tuning with Optuna.
+    3. The searcher validates each proposal (tier within the campaign's `max_tier`, overrides are
+       strings, tier 3 carries `model_source`, the space converts) and turns the valid ones into
+       arms; invalid ones are written to the store as rejected-proposal events.
+
+Picklability: the searcher is pickled by Ray Tune (at `Tuner` construction and at every
+experiment checkpoint), and the proposer travels with it. A proposer must therefore be
+picklable, which means building any unpicklable handle (a smolagents `CodeAgent`, an HTTP
+client) lazily inside `propose` and dropping it in `__getstate__`.
+
+Keys in `Proposal.params` and `Proposal.space` are Hydra override paths (`trainer.lr`,
+`model.width`), the same vocabulary as the campaign's search space and the Parquet history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "AgentError",
+    "ArmSummary",
+    "Proposal",
+    "ProposalContext",
+    "ProposalError",
+    "Proposer",
+]
+
+ProposalOrigin = Literal["agent", "human"]
+
+
+class AgentError(Exception):
+    """Base class of every error raised by the `agent` package."""
+
+
+class ProposalError(AgentError, ValueError):
+    """A proposal that breaks a rule of the `Proposal` contract (wrong tier, bad override...)."""
+
+
+def _new_proposal_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One experiment config the agent (or a human) wants the campaign to train.
+
+    A proposal becomes an *arm* of the searcher: a fixed set of Hydra overrides with its own
+    Optuna study over the numeric space. The arm's first trial evaluates `params` (when given);
+    later trials are sampled by Optuna's TPE inside the arm's space.
+
+    Attributes:
+        name: short human-readable arm name (`"resnet1d-w64"`); made unique by the searcher.
+        tier: 2 for a config variant of an existing model, 3 for a generated model.
+        overrides: Hydra override strings fixed for every trial of the arm
+            (`["model=resnet1d", "model.width=64"]`).
+        params: an initial point to evaluate first, keyed by override path
+            (`{"trainer.lr": 3e-3}`); keys outside the arm's space are ignored with a warning.
+        space: additions or replacements for the base search space, keyed by override path.
+            Values are Ray Tune domains, Optuna distributions, or spec dicts such as
+            `{"type": "loguniform", "low": 1e-4, "high": 1e-2}` (see `search.space`).
+            `None` keeps the base space.
+        drop_params: override paths removed from the base space for this arm (for example a
+            `model.width` the new model does not have). Paths fixed by `overrides` are
+            dropped automatically.
+        model_source: Python source of a generated model (tier 3 only); it travels with every
+            trial of the arm in the suggested config.
+        model: short model name for bookkeeping (`"resnet1d"`); defaults to the value of a
+            `model=` override when there is one.
+        rationale: why the agent proposes it; shown in the dashboard and approval prompts.
+        origin: `"agent"` or `"human"`.
+        approval: outcome of the approval hook (`"approved"`, `"modified"`, `"auto"`), or None.
+        proposal_id: unique id; generated when not given.
+        tokens_in: LLM input tokens spent on the proposal (0 when unknown).
+        tokens_out: LLM output tokens spent on the proposal (0 when unknown).
+    """
+
+    name: str
+    tier: int
+    overrides: Sequence[str] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    space: Mapping[str, Any] | None = None
+    drop_params: Sequence[str] = ()
+    model_source: str | None = None
+    model: str | None = None
+    rationale: str = ""
+    origin: ProposalOrigin = "agent"
+    approval: str | None = None
+    proposal_id: str = field(default_factory=_new_proposal_id)
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def model_name(self) -> str | None:
+        """The proposal's model name: `model` if set, else the value of a `model=` override."""
+        if self.model:
+            return self.model
+        return model_from_overrides(self.overrides)
+
+
+def model_from_overrides(overrides: Sequence[str]) -> str | None:
+    """The value of the last `model=<name>` override (Hydra group selection), or None."""
+    found: str | None = None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key.strip().lstrip("+~") == "model":
+            found = value.strip()
+    return found
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """What the proposer is told about one existing arm.
+
+    Attributes:
+        name: arm name.
+        tier: 0 for the campaign's base config, 2 or 3 for proposals.
+        overrides: the arm's fixed Hydra overrides.
+        model: model name, when known.
+        n_results: trials that finished (any status).
+        n_completed: trials with a usable metric value.
+        best_value: best metric value so far, or None.
+        best_params: the parameters of the best trial (empty when none).
+    """
+
+    name: str
+    tier: int
+    overrides: tuple[str, ...]
+    model: str | None
+    n_results: int
+    n_completed: int
+    best_value: float | None
+    best_params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProposalContext:
+    """Snapshot of the campaign handed to `Proposer.propose` (plain data, safe across threads).
+
+    Attributes:
+        tier: the tier the searcher asks for (2: config variants, 3: generated models).
+        metric: the metric being optimised (`"val/macro_f1"`).
+        mode: `"min"` or `"max"`.
+        campaign: campaign name, or None outside a campaign.
+        reasons: why the escalation happened (the feedback recommendation's reasons).
+        space: the base search space as readable strings, keyed by override path
+            (`{"trainer.lr": "FloatDistribution(low=0.0001, high=0.1, log=True, step=None)"}`).
+        arms: every arm so far, best first.
+        models: the built-in models the campaign may use (`["cnn1d", "resnet1d"]`).
+        tried_models: models already trained in this campaign.
+        history: a compact text history of the campaign (`FeedbackStore.history_for_agent`),
+            empty when the searcher has no store.
+        best_value: best metric value over all arms, or None.
+        max_tier: the highest tier the campaign allows.
+        constraints: result key -> (op, bound) every trial must meet, e.g.
+            `{"num_params": ("<=", 100000)}`; violating trials are recorded as infeasible.
+    """
+
+    tier: int
+    metric: str
+    mode: str
+    campaign: str | None = None
+    reasons: tuple[str, ...] = ()
+    space: Mapping[str, str] = field(default_factory=dict)
+    arms: tuple[ArmSummary, ...] = ()
+    models: tuple[str, ...] = ()
+    tried_models: tuple[str, ...] = ()
+    history: str = ""
+    best_value: float | None = None
+    max_tier: int = 2
+    constraints: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+
+    @property
+    def untried_models(self) -> tuple[str, ...]:
+        """Models from `models` not yet in `tried_models`, in campaign order."""
+        return tuple(m for m in self.models if m not in self.tried_models)
+
+
+@runtime_checkable
+class Proposer(Protocol):
+    """Anything that turns a campaign snapshot into new experiment configs.
+
+    Implementations: the smolagents-backed proposer (the LLM), a scripted one in tests, a
+    human at a prompt. Must be picklable (see the module docstring); `propose` runs on the
+    searcher's background thread, one call at a time.
+
+    Example:
+        .. code-block:: python
+
+            class TwoModels:
+                def propose(self, context: ProposalContext, n: int) -> list[Proposal]:
+                    return [
+                        Proposal(name=m, tier=2, overrides=[f"model={m}"])
+                        for m in context.untried_models[:n]
+                    ]
+    """
+
+    def propose(self, context: ProposalContext, n: int) -> list[Proposal]:
+        """Return at most `n` proposals for `context.tier` (an empty list is allowed).
+
+        Args:
+            context: the campaign snapshot.
+            n: the most proposals the searcher will use from this call.
+
+        Raises:
+            AgentError: when the agent cannot produce proposals; the searcher logs it as an
+                agent-failure event and continues.
+        """
+        ...

@@ -1,0 +1,50 @@
+"""Signals benchmark: drift, stagnation and the recommendation over 100,000 runs.
+
+Run: ``python bench/feedback_signals.py``. Target (issue 3): at most 50 ms.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from feedback_common import synthetic_runs
+
+from feedback import History, SignalThresholds, drift, recommend, stagnation
+
+
+def _median_s(fn: object, repeats: int = 15) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    n = 100_000
+    table = synthetic_runs(n)
+    th = SignalThresholds(window=20, min_delta=0.001, target=0.99, budget=10 * n)
+    recommend(table, th)  # warm-up (imports scipy.stats)
+    results = {
+        "recommend (from the store's pyarrow.Table)": _median_s(lambda: recommend(table, th)),
+        "History.from_table": _median_s(lambda: History.from_table(table)),
+        "drift": _median_s(lambda: drift(table, th)),
+        "stagnation": _median_s(lambda: stagnation(table, th)),
+    }
+    for name, seconds in results.items():
+        print(f"{name} over {n:,} runs: {seconds * 1e3:.1f} ms (median of 15)")
+    total = results["recommend (from the store's pyarrow.Table)"]
+    print(
+        f"signals over {n:,} runs: {total * 1e3:.1f} ms (target <= 50 ms: "
+        f"{'PASS' if total <= 0.05 else 'FAIL'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""On-disk cache of built datasets, keyed by a hash of the dataset config.
+
+A trial never regenerates or re-segments data: `load_dataset` hashes the dataset config,
+finds ``<cache_dir>/datasets/<key>/`` and loads its arrays (one uncompressed .npy per array:
+a 100k-window ECG dataset loads in a fraction of a second), or calls the builder named by the
+config's ``_target_`` once and stores its result there.
+
+Layout of one entry::
+
+    <cache_dir>/datasets/<key[:32]>/
+        meta.json              name, task, class names, rate, meta, the config and full key
+        train_x.npy  train_y.npy  train_groups.npy   (same for val and test)
+
+Writes go to a temporary sibling directory that is renamed into place (`os.replace`, atomic
+on one filesystem), under an exclusive `fcntl` lock on ``<entry>.lock``: when several Ray trials
+ask for the same dataset at once, one builds it and the others wait, then read it. The same
+helper (`build_once`) guards the simulator's generated WFDB records.
+
+The cache directory is the `cache_dir` argument, else the ``AGENTUNE_CACHE_DIR`` environment
+variable, else ``~/.cache/agentune``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import inspect
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from biosignals.data.dataset import SPLITS, DatasetError, SignalDataset, Split
+
+try:  # POSIX only; elsewhere concurrent builders may both build, and one rename wins.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT_VERSION = 1
+"""Bumped when the on-disk layout changes; part of every key."""
+
+ALLOWED_TARGET_PREFIX = "biosignals."
+_NOT_IN_KEY = frozenset({"cache_dir", "n_jobs"})  # where and how fast, not what
+
+
+def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """`cache_dir`, else $AGENTUNE_CACHE_DIR, else ~/.cache/agentune (expanded, not created)."""
+    if cache_dir is not None and str(cache_dir).strip():
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("AGENTUNE_CACHE_DIR", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "agentune"
+
+
+def _plain_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The config as plain JSON-able containers, interpolations resolved."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+    plain = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(plain, dict):
+        raise DatasetError(f"a dataset config must be a mapping, got {type(plain).__name__}")
+    return {str(k): v for k, v in plain.items()}
+
+
+def _builder(target: object) -> tuple[Callable[..., Any], Any]:
+    """Import the builder function named by `_target_`; returns (function, its module)."""
+    if not isinstance(target, str) or not target.startswith(ALLOWED_TARGET_PREFIX):
+        raise DatasetError(
+            f"dataset _target_ must name a builder under {ALLOWED_TARGET_PREFIX!r}, got "
+            f"{target!r}; use e.g. biosignals.data.mitbih.build_synthetic"
+        )
+    module_name, _, attr = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        fn = getattr(module, attr)
+    except (ImportError, AttributeError) as e:
+        raise DatasetError(f"cannot import dataset builder {target!r}: {e}") from e
+    if not callable(fn):
+        raise DatasetError(f"dataset _target_ {target!r} is not callable")
+    return fn, module
+
+
+def _key_payload(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    plain = _plain_config(cfg)
+    if "_target_" not in plain:
+        raise DatasetError(
+            f"a dataset config needs a _target_ builder, got keys {sorted(plain)}; "
+            "see configs/dataset/*.yaml"
+        )
+    _, module = _builder(plain["_target_"])
+    return {
+        "config": {k: v for k, v in plain.items() if k not in _NOT_IN_KEY},
+        "cache_format": CACHE_FORMAT_VERSION,
+        "builder_version": getattr(module, "DATASET_VERSION", None),
+    }
+
+
+def dataset_cache_key(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of the dataset config.
+
+    The hashed document is the resolved config (``_target_`` included; ``cache_dir`` and
+    ``n_jobs`` left out: they change where and how fast, not what), the cache format version and
+    the builder module's ``DATASET_VERSION`` (so changing a builder's output invalidates old
+    entries). Key order and interpolation do not matter; values do (``1800`` and ``1800.0``
+    differ).
+
+    Raises:
+        DatasetError: no ``_target_``, or one outside ``biosignals.``.
+    """
+    payload = json.dumps(
+        _key_payload(cfg), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def build_once(
+    final: Path,
+    build: Callable[[Path], None],
+    is_valid: Callable[[Path], bool] = Path.is_dir,
+) -> Path:
+    """Make sure directory `final` exists, filling it with `build(tmp_dir)` at most once.
+
+    `build` writes into a fresh temporary sibling directory, which is then renamed to `final`;
+    an exclusive lock on ``<final>.lock`` serialises builders across processes, and a builder
+    that finds `final` valid after taking the lock returns at once. A `final` that exists but
+    fails `is_valid` is removed and rebuilt. Returns `final`.
+    """
+    if is_valid(final):
+        return final
+    with _locked(final.with_name(final.name + ".lock")):
+        if is_valid(final):
+            return final
+        if final.exists():
+            logger.warning("removing invalid cache entry %s", final)
+            shutil.rmtree(final)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp.mkdir(parents=True)
+        try:
+            build(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+def save_dataset(
+    dataset: SignalDataset, directory: str | Path, extra_meta: Mapping[str, Any] | None = None
+) -> None:
+    """Write `dataset` into `directory` (created): one .npy per array plus meta.json."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in SPLITS:
+        split = dataset.split(name)
+        np.save(directory / f"{name}_x.npy", np.ascontiguousarray(split.x, dtype=np.float32))
+        np.save(directory / f"{name}_y.npy", np.ascontiguousarray(split.y))
+        np.save(directory / f"{name}_groups.npy", np.asarray(split.groups).astype(np.str_))
+    meta = {
+        "cache_format": CACHE_FORMAT_VERSION,
+        "name": dataset.name,
+        "task": dataset.task,
+        "class_names": list(dataset.class_names),
+        "sampling_rate": dataset.sampling_rate,
+        "target_name": dataset.target_name,
+        "meta": dataset.meta,
+        **(extra_meta or {}),
+    }
+    try:
+        text = json.dumps(meta, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise DatasetError(
+            f"dataset {dataset.name}: meta must be JSON-serialisable to be cached: {e}"
+        ) from e
+    (directory / "meta.json").write_text(text)
+
+
+def read_dataset(directory: str | Path) -> SignalDataset:
+    """Load a dataset written by `save_dataset`.
+
+    Raises:
+        DatasetError: files are missing or from another cache format.
+    """
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        if meta.get("cache_format") != CACHE_FORMAT_VERSION:
+            raise DatasetError(
+                f"{directory} has cache format {meta.get('cache_format')}, "
+                f"expected {CACHE_FORMAT_VERSION}"
+            )
+        splits = {
+            name: Split(
+                np.load(directory / f"{name}_x.npy", allow_pickle=False),
+                np.load(directory / f"{name}_y.npy", allow_pickle=False),
+                np.load(directory / f"{name}_groups.npy", allow_pickle=False),
+            )
+            for name in SPLITS
+        }
+    except (OSError, ValueError, KeyError) as e:
+        raise DatasetError(f"cannot read cached dataset {directory}: {e}") from e
+    return SignalDataset(
+        name=meta["name"],
+        task=meta["task"],
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        class_names=list(meta["class_names"]),
+        sampling_rate=float(meta["sampling_rate"]),
+        target_name=meta["target_name"],
+        meta=dict(meta["meta"]),
+    )
+
+
+def _entry_ok(directory: Path) -> bool:
+    return (directory / "meta.json").is_file() and all(
+        (directory / f"{s}_{a}.npy").is_file() for s in SPLITS for a in ("x", "y", "groups")
+    )
+
+
+def load_dataset(
+    dataset_cfg: DictConfig | Mapping[str, Any],
+    cache_dir: str | Path | None = None,
+    *,
+    rebuild: bool = False,
+) -> SignalDataset:
+    """The dataset described by `dataset_cfg`, from the cache or built once and cached.
+
+    Args:
+        dataset_cfg: a dataset config (``configs/dataset/*.yaml``): ``_target_`` names a builder
+            under ``biosignals.``; the other keys are its keyword arguments.
+        cache_dir: cache root (see `resolve_cache_dir`); also passed to the builder as
+            ``cache_dir`` when it takes one and the config does not set it.
+        rebuild: ignore and replace an existing entry.
+
+    Returns:
+        The `SignalDataset`; ``meta["cache_key"]`` holds the key.
+
+    Raises:
+        DatasetError: bad ``_target_``, or whatever the builder raises about its data.
+    """
+    key = dataset_cache_key(dataset_cfg)
+    root = resolve_cache_dir(cache_dir)
+    entry = root / "datasets" / key[:32]
+    if rebuild and entry.exists():
+        with _locked(entry.with_name(entry.name + ".lock")):
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def build(tmp: Path) -> None:
+        plain = _plain_config(dataset_cfg)
+        fn, _ = _builder(plain["_target_"])
+        kwargs = {k: v for k, v in plain.items() if not k.startswith("_")}
+        if "cache_dir" in inspect.signature(fn).parameters and kwargs.get("cache_dir") is None:
+            kwargs["cache_dir"] = str(root)
+        started = time.perf_counter()
+        logger.info("dataset cache miss (%s): building with %s", key[:12], plain["_target_"])
+        dataset = fn(**kwargs)
+        if not isinstance(dataset, SignalDataset):
+            raise DatasetError(
+                f"builder {plain['_target_']} returned {type(dataset).__name__}, not SignalDataset"
+            )
+        save_dataset(dataset, tmp, {"cache_key": key, "config": plain})
+        logger.info(
+            "built and cached %s in %.1f s at %s",
+            dataset.name,
+            time.perf_counter() - started,
+            entry,
+        )
+
+    started = time.perf_counter()
+    build_once(entry, build, is_valid=_entry_ok)
+    try:
+        dataset = read_dataset(entry)
+    except DatasetError as e:  # truncated files, older format: rebuild once
+        logger.warning("%s; rebuilding", e)
+        with _locked(entry.with_name(entry.name + ".lock")):
+            shutil.rmtree(entry, ignore_errors=True)
+        build_once(entry, build, is_valid=_entry_ok)
+        dataset = read_dataset(entry)
+    dataset.meta["cache_key"] = key
+    logger.debug("loaded %s from %s in %.2f s", dataset.name, entry, time.perf_counter() - started)
+    return dataset

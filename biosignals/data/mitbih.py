@@ -1,0 +1,470 @@
+"""MIT-BIH Arrhythmia beat classification: WFDB loader, beat segmentation, inter-patient splits.
+
+One code path reads every ECG database of the project: `build` reads a directory of WFDB
+records (.hea/.dat/.atr), real ones from PhysioNet or the simulator's (`build_synthetic`
+generates them once into the cache and then calls the same reader). Nothing goes to the network.
+
+Pipeline, per record:
+    1. Read it (`biosignals.data.wfdb_io.read_record`). Lead MLII comes first (column 0 when a
+       record has no MLII); ``n_leads=2`` adds the record's other lead (V1 in most records, V2,
+       V4 or V5 in a few real ones).
+    2. Band-pass filter (zero-phase Butterworth, `bandpass_hz`, default 0.5-45 Hz: removes
+       baseline wander and mains), optionally resample to `sampling_rate`.
+    3. Z-score each lead over the whole record, so a patient's amplitude does not identify it.
+    4. Cut one window per annotated beat: `before_s` seconds before the annotation (the R peak)
+       to `after_s` after it; beats whose window leaves the record are dropped. Labels are the
+       AAMI classes of the beat symbols (`biosignals.data.aami`); non-beat annotations and, for
+       "aami3", F and Q beats are dropped.
+    5. Optionally (`rr_features=True`) add two constant channels holding the beat's RR
+       intervals relative to the local rhythm: ``pre_RR / local_RR - 1`` and
+       ``post_RR / local_RR - 1``, with local_RR the mean RR over the 21 surrounding beats.
+       Prematurity is what tells most S beats from N beats; without these channels a model
+       sees it only through what the window shows of the neighbouring beats.
+
+Splits (de Chazal et al. 2004, the inter-patient protocol): test = DS2 records, train = DS1
+records minus a validation set of whole DS1 records. The validation records are drawn with
+`val_seed` among many random subsets of size ``round(val_fraction * len(DS1))``, preferring one
+that holds every class present in DS1 and whose class mix is closest to DS1's. Paced records
+(102, 104, 107, 217) are left out, as AAMI EC57 asks. `groups` holds the record name of each
+window, so no patient appears in two splits (records 201 and 202 are the same person in the
+real database; the standard split still puts them in DS1 and DS2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import butter, resample_poly, sosfiltfilt
+
+from biosignals.data import aami
+from biosignals.data.cache import build_once, resolve_cache_dir
+from biosignals.data.dataset import DatasetError, SignalDataset, Split
+from biosignals.data.ecg_synth import DEFAULT_FS, SIMULATOR_VERSION, generate_database
+from biosignals.data.wfdb_io import EcgRecord, list_records, read_record
+
+logger = logging.getLogger(__name__)
+
+DATASET_VERSION = 1
+"""Bumped when the windows built from the same config change; part of the dataset cache key."""
+
+_LOCAL_RR_BEATS = 21  # beats in the centred window that defines the local RR
+
+
+@dataclass
+class SegmentedRecord:
+    """Beat windows of one record.
+
+    Attributes:
+        name: record name (the patient/group id).
+        x: float32 windows, shape (n_beats, C, T).
+        y: int64 class indices, shape (n_beats,).
+        channels: channel names, length C (e.g. ["MLII", "rr_pre", "rr_post"]).
+        fs: sampling rate of the windows in Hz.
+    """
+
+    name: str
+    x: npt.NDArray[np.float32]
+    y: npt.NDArray[np.int64]
+    channels: list[str]
+    fs: float
+
+
+def _local_mean(values: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
+    """Centred moving average with shrinking windows at the ends, shape of `values`."""
+    n = len(values)
+    half = width // 2
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    result: npt.NDArray[np.float64] = (csum[hi] - csum[lo]) / (hi - lo)
+    return result
+
+
+def segment_record(
+    record: EcgRecord,
+    classes: str = "aami3",
+    *,
+    before_s: float = 0.25,
+    after_s: float = 0.35,
+    n_leads: int = 1,
+    sampling_rate: float | None = None,
+    bandpass_hz: Sequence[float] | None = (0.5, 45.0),
+    rr_features: bool = False,
+) -> SegmentedRecord:
+    """Cut one window per labelled beat of `record` (steps 1-5 of the module docstring).
+
+    Args:
+        record: a record with beat annotations.
+        classes: "aami3" or "aami5".
+        before_s, after_s: window extent around the annotation, in seconds; the window has
+            ``round(before_s * fs) + round(after_s * fs)`` samples at the output rate.
+        n_leads: 1 (MLII) or 2 (MLII and the record's other lead).
+        sampling_rate: output rate in Hz; None keeps the record's rate.
+        bandpass_hz: (low, high) pass band in Hz, or None for no filtering.
+        rr_features: add the two relative-RR channels.
+
+    Returns:
+        The record's windows and labels; zero windows if it has no usable beat.
+
+    Raises:
+        DatasetError: an argument is out of range.
+    """
+    if n_leads not in (1, 2):
+        raise DatasetError(f"n_leads must be 1 or 2, got {n_leads}")
+    if before_s < 0 or after_s <= 0:
+        raise DatasetError(f"before_s must be >= 0 and after_s > 0, got {before_s}, {after_s}")
+    table = aami.symbol_to_class_index(classes)
+    fs_in = record.fs
+    mlii = record.sig_names.index("MLII") if "MLII" in record.sig_names else 0
+    others = [c for c in range(record.signal.shape[1]) if c != mlii]
+    cols = [mlii, *others[: n_leads - 1]]
+    if len(cols) < n_leads:
+        raise DatasetError(f"record {record.name} has {len(cols)} lead(s); n_leads={n_leads}")
+    sig = record.signal[:, cols].T.astype(np.float64)  # (C, n)
+    channels = [record.sig_names[c] for c in cols]
+
+    if bandpass_hz is not None:
+        lo, hi = float(bandpass_hz[0]), min(float(bandpass_hz[1]), 0.45 * fs_in)
+        if not 0 < lo < hi:
+            raise DatasetError(
+                f"bandpass_hz must be (low, high) with 0 < low < high, got {bandpass_hz}"
+            )
+        sos = butter(2, [lo, hi], btype="bandpass", fs=fs_in, output="sos")
+        sig = sosfiltfilt(sos, sig, axis=-1)
+    fs = fs_in
+    samples = record.ann_samples.astype(np.float64)
+    if sampling_rate is not None and abs(sampling_rate - fs_in) > 1e-6:
+        ratio = Fraction(sampling_rate / fs_in).limit_denominator(1000)
+        sig = resample_poly(sig, ratio.numerator, ratio.denominator, axis=-1)
+        fs = fs_in * ratio.numerator / ratio.denominator
+        samples = samples * (ratio.numerator / ratio.denominator)
+    sig = (sig - sig.mean(axis=-1, keepdims=True)) / (sig.std(axis=-1, keepdims=True) + 1e-6)
+
+    is_beat = np.fromiter((s in aami.SYMBOL_TO_AAMI for s in record.ann_symbols), dtype=bool)
+    beat_pos = np.rint(samples[is_beat]).astype(np.int64)
+    beat_syms = [s for s, b in zip(record.ann_symbols, is_beat, strict=True) if b]
+    labels = np.fromiter((table.get(s, -1) for s in beat_syms), dtype=np.int64)
+    before, after = round(before_s * fs), round(after_s * fs)
+    width = before + after
+    n = sig.shape[1]
+    keep = (labels >= 0) & (beat_pos - before >= 0) & (beat_pos + after <= n)
+
+    feats: list[npt.NDArray[np.float64]] = []
+    if rr_features:
+        if len(beat_pos) >= 2:
+            rr = np.diff(beat_pos).astype(np.float64) / fs
+            pre = np.concatenate([[rr[0]], rr])
+            post = np.concatenate([rr, [rr[-1]]])
+        else:
+            pre = post = np.ones(len(beat_pos))
+        local = _local_mean(pre, _LOCAL_RR_BEATS)
+        feats = [pre / local - 1.0, post / local - 1.0]
+        channels = [*channels, "rr_pre", "rr_post"]
+
+    pos = beat_pos[keep]
+    windows = np.lib.stride_tricks.sliding_window_view(sig, width, axis=-1)  # (C, n-w+1, w)
+    x = np.empty((len(pos), len(channels), width), dtype=np.float32)
+    x[:, : sig.shape[0]] = windows[:, pos - before].transpose(1, 0, 2)
+    for i, f in enumerate(feats):
+        x[:, sig.shape[0] + i] = f[keep][:, None]
+    return SegmentedRecord(record.name, x, labels[keep], channels, fs)
+
+
+def _class_counts(seg: SegmentedRecord, n_classes: int) -> npt.NDArray[np.int64]:
+    return np.bincount(seg.y, minlength=n_classes).astype(np.int64)
+
+
+def select_validation_records(
+    counts: dict[str, npt.NDArray[np.int64]], n_val: int, seed: int = 0, n_draws: int = 512
+) -> list[str]:
+    """Pick `n_val` whole records for validation out of `counts` (the training pool).
+
+    Among `n_draws` random subsets (seeded), keep the one with the lowest score: 1 per class
+    present in the pool but missing from the subset or from the rest, plus the L1 distance
+    between the subset's class mix and the pool's. Deterministic for a given seed.
+
+    Args:
+        counts: record name -> windows per class, shape (num_classes,).
+        n_val: records to hold out, 1 <= n_val < len(counts).
+        seed: selection seed.
+        n_draws: random subsets to score.
+
+    Returns:
+        The chosen record names, sorted.
+    """
+    names = sorted(counts)
+    if not 1 <= n_val < len(names):
+        raise DatasetError(
+            f"need 1 <= validation records < training-pool records, got {n_val} of {len(names)}; "
+            "change val_fraction or add DS1 records"
+        )
+    table = np.stack([counts[n] for n in names]).astype(np.float64)  # (R, K)
+    total = table.sum(axis=0)
+    present = total > 0
+    pool_mix = total / max(total.sum(), 1.0)
+    rng = np.random.default_rng(seed)
+    best_score, best_pick = np.inf, list(range(n_val))
+    for _ in range(n_draws):
+        pick = np.sort(rng.choice(len(names), size=n_val, replace=False))
+        val = table[pick].sum(axis=0)
+        rest = total - val
+        score = float(np.sum(present & (val == 0)) + np.sum(present & (rest == 0)))
+        score += float(np.abs(val / max(val.sum(), 1.0) - pool_mix).sum())
+        if score < best_score:
+            best_score, best_pick = score, pick.tolist()
+    return [names[i] for i in best_pick]
+
+
+def _concat(parts: list[SegmentedRecord], channels: int, width: int) -> Split:
+    if not parts:
+        return Split(
+            np.zeros((0, channels, width), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, dtype="<U8"),
+        )
+    return Split(
+        np.concatenate([p.x for p in parts]),
+        np.concatenate([p.y for p in parts]),
+        np.concatenate([np.full(len(p.y), p.name, dtype="<U8") for p in parts]),
+    )
+
+
+def build(
+    data_dir: str | Path | None,
+    classes: str = "aami3",
+    *,
+    records: Sequence[str] | None = None,
+    before_s: float = 0.25,
+    after_s: float = 0.35,
+    n_leads: int = 1,
+    sampling_rate: float | None = None,
+    bandpass_hz: Sequence[float] | None = (0.5, 45.0),
+    rr_features: bool = False,
+    val_fraction: float = 0.2,
+    val_records: Sequence[str] | None = None,
+    val_seed: int = 0,
+    cache_dir: str | Path | None = None,
+    name: str | None = None,
+) -> SignalDataset:
+    """Build the inter-patient beat-classification dataset from a directory of WFDB records.
+
+    Args:
+        data_dir: directory holding MIT-BIH records (100.hea, 100.dat, 100.atr, ...).
+        classes: "aami3" (N, S, V) or "aami5" (N, S, V, F, Q).
+        records: records to use; None = the 44 records of DS1 and DS2 (all must exist).
+            Records in neither DS1 nor DS2 (the paced ones) are ignored.
+        before_s, after_s, n_leads, sampling_rate, bandpass_hz, rr_features: see
+            `segment_record`.
+        val_fraction: share of the DS1 records held out for validation (whole records).
+        val_records: explicit validation records (DS1 names); overrides val_fraction.
+        val_seed: seed of the validation-record choice.
+        cache_dir: unused (real records are read in place); accepted for the builder contract.
+        name: dataset name; default "mitbih/<classes>".
+
+    Returns:
+        A classification `SignalDataset`, x of shape (N, C, T): C = n_leads (+2 with
+        rr_features), T = round(before_s*fs) + round(after_s*fs).
+
+    Raises:
+        DatasetError: `data_dir` is unset, missing or lacks the needed records, or an argument
+            is out of range.
+    """
+    del cache_dir
+    started = time.perf_counter()
+    class_names = aami.class_names(classes)
+    directory = _check_data_dir(data_dir)
+    available = set(list_records(directory))
+    wanted = (
+        list(aami.DS1_RECORDS + aami.DS2_RECORDS) if records is None else [str(r) for r in records]
+    )
+    missing = sorted(set(wanted) - available)
+    if missing:
+        raise DatasetError(
+            f"{directory} lacks records {missing} (each needs .hea, .dat and .atr); "
+            "download the whole MIT-BIH Arrhythmia Database there, or pass dataset.records"
+        )
+    ignored = sorted(set(wanted) - set(aami.DS1_RECORDS) - set(aami.DS2_RECORDS))
+    if ignored:
+        logger.info("records %s are in neither DS1 nor DS2 (paced or unknown): ignored", ignored)
+    ds1 = [r for r in wanted if r in aami.DS1_RECORDS]
+    ds2 = [r for r in wanted if r in aami.DS2_RECORDS]
+    if len(ds1) < 2 or not ds2:
+        raise DatasetError(
+            f"the inter-patient split needs >= 2 DS1 records and >= 1 DS2 record, got DS1 {ds1} "
+            f"and DS2 {ds2}; DS1 = {list(aami.DS1_RECORDS)}, DS2 = {list(aami.DS2_RECORDS)}"
+        )
+    seg_args = {
+        "before_s": before_s, "after_s": after_s, "n_leads": n_leads,
+        "sampling_rate": sampling_rate, "bandpass_hz": bandpass_hz, "rr_features": rr_features,
+    }  # fmt: skip
+    segs = {
+        r: segment_record(read_record(directory, r), classes, **seg_args)  # type: ignore[arg-type]
+        for r in ds1 + ds2
+    }
+    n_classes = len(class_names)
+    if val_records is not None:
+        val = sorted(str(r) for r in val_records)
+        bad = sorted(set(val) - set(ds1))
+        if bad or not val or len(val) >= len(ds1):
+            raise DatasetError(
+                f"val_records must be a non-empty proper subset of the DS1 records in use "
+                f"{ds1}, got {val}"
+            )
+    else:
+        n_val = min(max(1, round(val_fraction * len(ds1))), len(ds1) - 1)
+        val = select_validation_records(
+            {r: _class_counts(segs[r], n_classes) for r in ds1}, n_val, seed=val_seed
+        )
+    train = [r for r in ds1 if r not in val]
+    first = segs[ds1[0]]
+    n_ch, width = first.x.shape[1], first.x.shape[2]
+    dataset = SignalDataset(
+        name=name or f"mitbih/{classes}",
+        task="classification",
+        train=_concat([segs[r] for r in train], n_ch, width),
+        val=_concat([segs[r] for r in val], n_ch, width),
+        test=_concat([segs[r] for r in ds2], n_ch, width),
+        class_names=class_names,
+        sampling_rate=float(first.fs),
+        target_name="aami_class",
+        meta={
+            "source": str(directory),
+            "records": {"train": train, "val": val, "test": ds2},
+            "channels": first.channels,
+            "window": {"before_s": before_s, "after_s": after_s, "samples": width},
+            "bandpass_hz": list(bandpass_hz) if bandpass_hz is not None else None,
+            "rr_features": rr_features,
+        },
+    )
+    dataset.meta["class_counts"] = {
+        s: dict(zip(class_names, dataset.class_counts(s).tolist(), strict=True))
+        for s in ("train", "val", "test")
+    }
+    logger.info(
+        "built %s from %s in %.1f s: train %d, val %d, test %d windows of shape %s",
+        dataset.name, directory, time.perf_counter() - started, len(dataset.train),
+        len(dataset.val), len(dataset.test), (n_ch, width),
+    )  # fmt: skip
+    return dataset
+
+
+def _check_data_dir(data_dir: str | Path | None) -> Path:
+    hint = (
+        "point dataset.data_dir (or the MITBIH_DIR environment variable) at a copy of the "
+        "MIT-BIH Arrhythmia Database (100.hea, 100.dat, 100.atr, ...), or use the offline "
+        "simulator: dataset=mitbih_synth_aami3"
+    )
+    if data_dir is None or str(data_dir).strip() in ("", "None", "null"):
+        raise DatasetError(f"dataset.data_dir is not set; {hint}")
+    directory = Path(data_dir).expanduser()
+    if not directory.is_dir():
+        raise DatasetError(f"dataset.data_dir {directory} is not a directory; {hint}")
+    if not list_records(directory):
+        raise DatasetError(f"no WFDB records (.hea with .atr) found in {directory}; {hint}")
+    return directory
+
+
+def synthetic_records_dir(
+    records: Sequence[str] | None = None,
+    duration_s: float = 1800.0,
+    seed: int = 0,
+    fs: float = DEFAULT_FS,
+    cache_dir: str | Path | None = None,
+    n_jobs: int = 1,
+) -> Path:
+    """Generate the simulator's WFDB records once and return their directory.
+
+    The directory is ``<cache_dir>/records/mitbih_synth-<hash>`` where the hash covers the
+    simulator version and the arguments (not `n_jobs`); a second call, from any process, reads
+    what the first one wrote. Generation happens in a temporary directory renamed into place,
+    under a file lock, so concurrent trials never see half a database.
+    """
+    names = sorted(aami.MITBIH_RECORDS if records is None else {str(r) for r in records})
+    spec = {
+        "simulator_version": SIMULATOR_VERSION,
+        "records": names,
+        "duration_s": float(duration_s),
+        "seed": int(seed),
+        "fs": float(fs),
+    }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+    final = resolve_cache_dir(cache_dir) / "records" / f"mitbih_synth-{digest}"
+
+    def generate(tmp: Path) -> None:
+        generate_database(tmp, names, duration_s=duration_s, fs=fs, seed=seed, n_jobs=n_jobs)
+        (tmp / "generator.json").write_text(json.dumps(spec, indent=2))
+
+    return build_once(final, generate)
+
+
+def build_synthetic(
+    classes: str = "aami3",
+    *,
+    records: Sequence[str] | None = None,
+    duration_s: float = 1800.0,
+    seed: int = 0,
+    fs: float = DEFAULT_FS,
+    before_s: float = 0.25,
+    after_s: float = 0.35,
+    n_leads: int = 1,
+    sampling_rate: float | None = None,
+    bandpass_hz: Sequence[float] | None = (0.5, 45.0),
+    rr_features: bool = False,
+    val_fraction: float = 0.2,
+    val_records: Sequence[str] | None = None,
+    val_seed: int = 0,
+    cache_dir: str | Path | None = None,
+    n_jobs: int = 1,
+) -> SignalDataset:
+    """The offline ECG dataset: simulate MIT-BIH-like records, then `build` from them.
+
+    Args:
+        classes: "aami3" or "aami5".
+        records: MIT-BIH record names to simulate; None = all 48 (the paced four are generated
+            but, as in the real protocol, not used).
+        duration_s: seconds per record (1800 = the real database's length).
+        seed: simulator seed.
+        fs: simulated sampling rate (360 Hz like MIT-BIH).
+        before_s, after_s, n_leads, sampling_rate, bandpass_hz, rr_features, val_fraction,
+            val_records, val_seed: see `build`.
+        cache_dir: where the records go (`synthetic_records_dir`); None = the default cache.
+        n_jobs: processes used to generate the records the first time.
+
+    Returns:
+        A `SignalDataset` named "mitbih_synth/<classes>".
+    """
+    directory = synthetic_records_dir(records, duration_s, seed, fs, cache_dir, n_jobs)
+    dataset = build(
+        directory,
+        classes,
+        records=sorted(
+            set(aami.MITBIH_RECORDS if records is None else map(str, records))
+            - set(aami.PACED_RECORDS)
+        ),
+        before_s=before_s,
+        after_s=after_s,
+        n_leads=n_leads,
+        sampling_rate=sampling_rate,
+        bandpass_hz=bandpass_hz,
+        rr_features=rr_features,
+        val_fraction=val_fraction,
+        val_records=val_records,
+        val_seed=val_seed,
+        name=f"mitbih_synth/{classes}",
+    )
+    dataset.meta["generator"] = {
+        "simulator_version": SIMULATOR_VERSION,
+        "duration_s": duration_s,
+        "seed": seed,
+        "fs": fs,
+    }
+    return dataset

@@ -1,0 +1,102 @@
+"""Hydra entry point: train one model from the command line.
+
+    python -m biosignals.train experiment=mitbih_aami3_quick trainer.epochs=2
+    agentune train experiment=mitbih_aami3 model=resnet1d trainer.lr=1e-3
+
+Each run writes into a fresh directory (`runs/<timestamp>` under the current directory, or
+`run_dir=...`) and prints where, with the best metric. A bad override (`trainer.lrr=1`,
+`model=nope`) prints Hydra's error and exits non-zero; so does a failed or diverged run.
+Code that wants the same thing without a command line calls `run(cfg)` with a config from
+`compose` (see `config_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from biosignals.trainer import MODEL_FILE, TrainSummary, train
+
+CONFIG_DIR_ENV = "AGENTUNE_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """Absolute path of the Hydra config directory (env AGENTUNE_CONFIG_DIR overrides).
+
+    For `hydra.initialize_config_dir(config_dir=str(config_dir()), version_base="1.3")`.
+    `main` reads the same directory, fixed when this module is imported.
+    """
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    return (Path(__file__).resolve().parent.parent / "configs").resolve()
+
+
+def format_summary(summary: TrainSummary) -> str:
+    """Human-readable lines: where the artifacts are, the status and the best metric."""
+    lines = [f"run_dir: {summary.run_dir}"]
+    artifacts = ["config.yaml", "metrics.jsonl", "summary.json"]
+    if (Path(summary.run_dir) / MODEL_FILE).exists():
+        artifacts.append(MODEL_FILE)
+    lines.append(f"artifacts: {', '.join(artifacts)}")
+    lines.append(
+        f"model: {summary.model} ({summary.num_params:,} params)  dataset: {summary.dataset}  "
+        f"status: {summary.status}  epochs: {summary.epochs_run}  time: {summary.duration_s:.1f}s"
+    )
+    if summary.best_value is not None:
+        lines.append(
+            f"best {summary.metric} = {summary.best_value:.4f} (epoch {summary.best_epoch}, "
+            f"mode {summary.mode})"
+        )
+    else:
+        lines.append(f"best {summary.metric}: none (no epoch completed)")
+    if summary.test:
+        lines.append("test: " + "  ".join(f"{k}={v:.4f}" for k, v in summary.test.items()))
+    if summary.error:
+        lines.append(f"error: {summary.error}")
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig) -> TrainSummary:
+    """Train with `cfg`, print the outcome (CLI output) and return the summary."""
+    summary = train(cfg)
+    print(format_summary(summary))
+    return summary
+
+
+# An absolute path: a relative one ("../configs") only works when this file is run as
+# __main__; imported (as `agentune train` does), Hydra would look for a `configs` package.
+@hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """`python -m biosignals.train [overrides]`; exits 1 unless the run completed or stopped."""
+    summary = run(cfg)
+    if summary.status not in ("completed", "stopped"):
+        raise SystemExit(1)
+
+
+def main_from_argv(argv: Sequence[str]) -> int:
+    """Run `main` with `argv` as the Hydra command line (for `agentune train ...`).
+
+    Returns:
+        The exit status: 0 on success, non-zero on a config error or a failed/diverged run.
+    """
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "biosignals.train", *argv]
+    try:
+        main()
+    except SystemExit as e:
+        if e.code is None:
+            return 0
+        return e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,612 @@
+"""The campaign dashboard: one standalone HTML file, charts as inline SVG (matplotlib).
+
+No JavaScript and no network: the charts are ``<svg>`` elements drawn by matplotlib's SVG
+backend and inlined into the page, styles are inline CSS. Every string that comes from the
+store (configs, errors, agent text) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import logging
+import math
+import os
+import re
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._errors import FeedbackError
+from ._history import campaign_thresholds
+from ._records import Event
+from ._store import FeedbackStore
+from .signals import Recommendation, SignalThresholds, recommend
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["render_dashboard", "write_dashboard"]
+
+logger = logging.getLogger(__name__)
+
+TIER_COLORS = {0: "#4C72B0", 2: "#DD8452", 3: "#55A868"}
+TIER_NAMES = {0: "tier 0 · Optuna", 2: "tier 2 · generated config", 3: "tier 3 · generated code"}
+STATUS_COLORS = {
+    "completed": ("#e6f4ea", "#1e7e34"),
+    "failed": ("#fdecea", "#b3261e"),
+    "diverged": ("#fff4e5", "#b45309"),
+    "pruned": ("#eef0f3", "#4b5563"),
+    "rejected": ("#f3e8ff", "#6b21a8"),
+    "infeasible": ("#f5ebe0", "#7c4a1e"),
+}
+ACTION_COLORS = {
+    "continue": "#1e7e34",
+    "change_lr": "#b45309",
+    "change_model": "#b45309",
+    "stop": "#b3261e",
+}
+MAX_TABLE_ROWS = 2000
+MAX_CURVES = 1500
+
+CSS = """
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,
+sans-serif;color:#1f2933;background:#f4f6f8}
+header{background:#1f2933;color:#fff;padding:18px 28px}
+header h1{margin:0;font-size:22px;font-weight:600}
+header .sub{color:#cbd2d9;font-size:13px;margin-top:4px}
+main{padding:20px 28px;max-width:1400px;margin:0 auto}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:12px}
+.card{background:#fff;border-radius:10px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+.card .label{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:#616e7c}
+.card .value{font-size:26px;font-weight:650;margin:4px 0 2px}
+.card .note{font-size:12px;color:#616e7c}
+section{background:#fff;border-radius:10px;padding:16px 18px;margin-top:18px;
+box-shadow:0 1px 3px rgba(0,0,0,.08)}
+section h2{margin:0 0 10px;font-size:16px}
+figure{margin:0}
+figure svg{width:100%;height:auto;display:block}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:18px}
+.cols section{margin-top:0}
+@media(max-width:900px){.cols{grid-template-columns:1fr}}
+table{border-collapse:collapse;width:100%;font-size:12.5px}
+th{position:sticky;top:0;background:#f8fafc;text-align:left;font-weight:600;color:#3e4c59;
+border-bottom:2px solid #e4e7eb;padding:6px 8px;white-space:nowrap}
+td{border-bottom:1px solid #eef0f3;padding:5px 8px;vertical-align:top}
+tr:hover td{background:#fafbfc}
+td.nw{white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.cfg{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:11.5px;
+color:#3e4c59;max-width:520px;word-break:break-word}
+td.err{color:#b3261e;font-size:11.5px;max-width:320px;word-break:break-word}
+.badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:11.5px;font-weight:600}
+.tier{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:5px}
+.scroll{max-height:620px;overflow:auto}
+.timeline{list-style:none;margin:0;padding:0 0 0 14px;border-left:2px solid #e4e7eb}
+.timeline li{position:relative;padding:0 0 12px 12px}
+.timeline li:before{content:"";position:absolute;left:-21px;top:5px;width:12px;height:12px;
+border-radius:50%;background:var(--dot,#9aa5b1);border:2px solid #fff}
+.timeline .when{font-size:11.5px;color:#616e7c}
+.summary{white-space:pre-wrap;background:#f8fafc;border-left:3px solid #4C72B0;padding:10px 12px;
+margin:0 0 10px;font-size:13px;border-radius:0 6px 6px 0}
+.muted{color:#7b8794}
+.reasons{margin:6px 0 0;padding-left:18px;font-size:12.5px;color:#3e4c59}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}g}"
+
+
+def _badge(status: str) -> str:
+    bg, fg = STATUS_COLORS.get(status, ("#eef0f3", "#4b5563"))
+    return f'<span class="badge" style="background:{bg};color:{fg}">{_e(status)}</span>'
+
+
+def _svg(fig: Figure, name: str) -> str:
+    """Render ``fig`` to an inline ``<svg>`` (no XML prolog, responsive width)."""
+    import matplotlib as mpl
+
+    buf = io.StringIO()
+    with mpl.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": f"agentune-{name}", "svg.id": f"svg-{name}"}
+    ):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r"\1", svg, count=1)
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{_e(name)}" ', 1)
+
+
+def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    axes = fig.subplots(1, ncols)
+    for ax in np.atleast_1d(axes):
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(True, color="#e4e7eb", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.tick_params(labelsize=8.5, colors="#3e4c59")
+    return fig, axes
+
+
+def _tex_safe(text: str) -> str:
+    return text.replace("$", r"\$")
+
+
+def _progress_chart(
+    runs: pa.Table,
+    events: Sequence[tuple[int, Event]],
+    mode: str,
+    metric: str,
+    target: float | None,
+) -> str:
+    fig, ax = _new_figure(11.5, 3.8)
+    n = runs.num_rows
+    x = np.arange(1, n + 1)
+    status = np.asarray(runs["status"].to_numpy(zero_copy_only=False), dtype=object)
+    tiers = runs["tier"].to_numpy()
+    values = runs["value"].to_numpy(zero_copy_only=False).astype(float)
+    done = (status == "completed") & np.isfinite(values)
+    for tier, color in TIER_COLORS.items():
+        sel = done & (tiers == tier)
+        if sel.any():
+            ax.scatter(
+                x[sel],
+                values[sel],
+                s=16,
+                color=color,
+                alpha=0.75,
+                linewidths=0,
+                label=TIER_NAMES[tier],
+                zorder=3,
+            )
+    if done.any():
+        oriented = np.where(done, values if mode == "max" else -values, -np.inf)
+        best = np.maximum.accumulate(oriented)
+        first = int(np.argmax(done))
+        best_metric = best if mode == "max" else -best
+        ax.step(
+            x[first:],
+            best_metric[first:],
+            where="post",
+            color="#1f2933",
+            linewidth=1.8,
+            label="best so far",
+            zorder=4,
+        )
+        lo, hi = np.nanmin(values[done]), np.nanmax(values[done])
+    else:
+        lo, hi = 0.0, 1.0
+    span = (hi - lo) or 1.0
+    bad = ~done
+    if bad.any():
+        ax.scatter(
+            x[bad],
+            np.full(bad.sum(), lo - 0.06 * span),
+            marker="x",
+            s=14,
+            color="#b3261e",
+            alpha=0.7,
+            linewidths=0.9,
+            label="not completed",
+            zorder=3,
+        )
+    if target is not None:
+        ax.axhline(target, color="#7b8794", linestyle=":", linewidth=1.2, label="target")
+    seen: set[int] = set()
+    for pos, event in events:
+        tier = event.tier if event.tier is not None else 0
+        color = TIER_COLORS.get(tier, "#7b8794")
+        ax.axvline(pos + 0.5, color=color, linestyle="--", linewidth=1.4, zorder=2)
+        ax.annotate(
+            f"→ tier {tier}",
+            xy=(pos + 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -2),
+            textcoords="offset points",
+            fontsize=8.5,
+            color=color,
+            va="top",
+            fontweight="bold",
+        )
+        seen.add(tier)
+    ax.set_xlim(0.5, max(n, 1) + 0.5)
+    ax.set_xlabel("run (in finishing order)", fontsize=9)
+    ax.set_ylabel(_tex_safe(metric), fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return _svg(fig, "progress")
+
+
+def _curves_chart(curves: pa.Table, runs: pa.Table, metric: str, best_run: str | None) -> str:
+    from matplotlib.collections import LineCollection
+
+    names = set(curves["name"].unique().to_pylist()) if curves.num_rows else set()
+    loss = next((m for m in ("val/loss", "train/loss") if m in names), None)
+    panels: list[str] = [m for m in (metric, loss) if m is not None and m in names] or [metric]
+    fig, axes = _new_figure(11.5, 3.6, ncols=len(panels))
+    axes = np.atleast_1d(axes)
+    tier_of = dict(zip(runs["run_id"].to_pylist(), runs["tier"].to_pylist(), strict=True))
+    for ax, name in zip(axes, panels, strict=True):
+        part = curves.filter(pc.equal(curves["name"], name)) if curves.num_rows else curves
+        lines: dict[int, list[np.ndarray]] = {}
+        best_line = None
+        if part.num_rows:
+            part = part.sort_by([("run_id", "ascending"), ("epoch", "ascending")])
+            rid = np.asarray(part["run_id"].to_numpy(zero_copy_only=False), dtype=object)
+            ep = part["epoch"].to_numpy().astype(float)
+            val = part["value"].to_numpy(zero_copy_only=False).astype(float)
+            cuts = np.flatnonzero(rid[1:] != rid[:-1]) + 1
+            for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(rid)], strict=True):
+                seg = np.column_stack([ep[start:stop], val[start:stop]])
+                run = rid[start]
+                if run == best_run:
+                    best_line = seg
+                lines.setdefault(int(tier_of.get(run, 0)), []).append(seg)
+        total = sum(len(v) for v in lines.values())
+        alpha = 0.55 if total < 60 else 0.3 if total < 400 else 0.15
+        for tier, segs in sorted(lines.items()):
+            ax.add_collection(
+                LineCollection(
+                    segs,
+                    colors=TIER_COLORS.get(tier, "#7b8794"),
+                    linewidths=0.9,
+                    alpha=alpha,
+                    label=TIER_NAMES.get(tier, f"tier {tier}"),
+                )
+            )
+        if best_line is not None:
+            ax.plot(
+                best_line[:, 0], best_line[:, 1], color="#1f2933", linewidth=2.2, label="best run"
+            )
+        ax.autoscale()
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel(_tex_safe(name), fontsize=9)
+        if not part.num_rows:
+            ax.text(0.5, 0.5, "no epoch curves stored", ha="center", transform=ax.transAxes)
+    if axes[-1].get_legend_handles_labels()[0]:
+        legend = axes[-1].legend(
+            fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+        )
+        for handle in legend.legend_handles:
+            if handle is not None:
+                handle.set_alpha(1.0)
+    return _svg(fig, "curves")
+
+
+def _card(label: str, value: str, note: str = "", color: str | None = None) -> str:
+    style = f' style="color:{color}"' if color else ""
+    return (
+        f'<div class="card"><div class="label">{_e(label)}</div>'
+        f'<div class="value"{style}>{value}</div><div class="note">{note}</div></div>'
+    )
+
+
+def _config_text(row: dict[str, Any]) -> str:
+    if row["overrides"]:
+        return " ".join(row["overrides"])
+    params = json.loads(row["params"])
+    return " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def _run_table(runs: pa.Table, mode: str) -> str:
+    status = np.asarray(runs["status"].to_numpy(zero_copy_only=False), dtype=object)
+    values = runs["value"].to_numpy(zero_copy_only=False).astype(float)
+    done = (status == "completed") & np.isfinite(values)
+    done_idx = np.flatnonzero(done)
+    key = -values[done_idx] if mode == "max" else values[done_idx]
+    ranked = list(done_idx[np.argsort(key, kind="stable")])
+    ranked += list(np.flatnonzero(~done)[::-1])  # then the others, newest first
+    shown = ranked[:MAX_TABLE_ROWS]
+    rows = runs.take(pa.array(np.asarray(shown, dtype=np.int64))).to_pylist() if shown else []
+    out = [
+        '<div class="scroll"><table><thead><tr><th>#</th><th>run</th><th>status</th>'
+        "<th>value</th><th>tier</th><th>arm</th><th>origin</th><th>model</th>"
+        "<th>config</th><th>epochs</th><th>time</th><th>approval</th><th>finished (UTC)</th>"
+        "<th>error</th></tr></thead><tbody>"
+    ]
+    n_done = len(done_idx)
+    for i, r in enumerate(rows):
+        rank = str(i + 1) if i < n_done else ""
+        color = TIER_COLORS.get(r["tier"], "#7b8794")
+        finished = r["finished_at"].strftime("%m-%d %H:%M") if r["finished_at"] else "–"
+        duration = f"{r['duration_s']:.0f} s" if r["duration_s"] is not None else "–"
+        epochs = f"{r['epochs_run']}" + (f" (best {r['best_epoch']})" if r["best_epoch"] else "")
+        model = _e(r["model"] or "–")
+        if r["num_params"]:
+            model += f' <span class="muted">{r["num_params"] / 1e6:.2g}M</span>'
+        error = _e((r["error"] or "")[:300])
+        out.append(
+            f"<tr><td class=num>{rank}</td><td>{_e(r['run_id'])}</td><td>{_badge(r['status'])}"
+            f"</td><td class=num>{_fmt(r['value'])}</td><td class=nw><span class=tier "
+            f'style="background:{color}"></span>{r["tier"]}</td><td>{_e(r["arm"])}</td>'
+            f"<td>{_e(r['origin'])}</td><td>{model}</td>"
+            f"<td class=cfg>{_e(_config_text(r)[:400])}</td><td class=num>{epochs}</td>"
+            f"<td class=num>{duration}</td><td>{_e(r['approval'] or '–')}</td>"
+            f"<td class=num>{finished}</td><td class=err>{error}</td></tr>"
+        )
+    out.append("</tbody></table></div>")
+    if len(ranked) > len(shown):
+        out.append(
+            f'<p class="muted">Showing the best {len(shown)} of {len(ranked)} runs; the store '
+            "has them all.</p>"
+        )
+    return "".join(out)
+
+
+def _timeline(events: Sequence[Event]) -> str:
+    items = [e for e in events if e.kind in ("approval", "escalation", "agent_failure")]
+    if not items:
+        return '<p class="muted">No approvals yet.</p>'
+    colors = {"approved": "#1e7e34", "modified": "#b45309", "rejected": "#b3261e"}
+    out = ['<div class="scroll"><ul class="timeline">']
+    for e in items:
+        if e.kind == "approval":
+            decision = str(e.data.get("decision", "?"))
+            dot = colors.get(decision, "#4C72B0")
+            head = f"<b>{_e(decision)}</b>"
+        elif e.kind == "escalation":
+            dot = TIER_COLORS.get(e.tier or 0, "#4C72B0")
+            head = f"<b>escalation → tier {_e(e.tier)}</b>"
+        else:
+            dot, head = "#b3261e", "<b>agent failure</b>"
+        target = " · ".join(_e(v) for v in (e.arm, e.run_id) if v)
+        out.append(
+            f'<li style="--dot:{dot}"><div class="when">{e.time:%Y-%m-%d %H:%M:%S} UTC'
+            f"{' · ' + target if target else ''}</div>{head} {_e(e.message)}</li>"
+        )
+    out.append("</ul></div>")
+    return "".join(out)
+
+
+def _summaries(events: Sequence[Event]) -> str:
+    items = [e for e in events if e.kind == "agent_summary"][::-1][:6]
+    if not items:
+        return '<p class="muted">No agent summary yet.</p>'
+    return "".join(
+        f'<div class="when muted">{e.time:%Y-%m-%d %H:%M} UTC'
+        f"{' · tier ' + _e(e.tier) if e.tier is not None else ''}</div>"
+        f'<div class="summary">{_e(e.message)}</div>'
+        for e in items
+    )
+
+
+def _pick_campaign(store: FeedbackStore, campaign: str | None) -> tuple[str | None, list[str]]:
+    names = store.campaigns()
+    if campaign is not None or not names:
+        return campaign, names
+    if len(names) == 1:
+        return names[0], names
+    runs = store.table()
+    latest = runs["campaign"][int(np.argmax(runs["write_seq"].to_numpy()))].as_py()
+    logger.info("store has campaigns %s; showing the latest, %s", names, latest)
+    return latest, names
+
+
+def render_dashboard(
+    store: FeedbackStore,
+    campaign: str | None = None,
+    *,
+    thresholds: SignalThresholds | None = None,
+    refresh_s: int | None = None,
+    source: str | None = None,
+) -> str:
+    """The dashboard of ``campaign`` as one HTML string (no scripts, no external resources).
+
+    Args:
+        store: The store.
+        campaign: Which campaign; default: the only one, or the one written last.
+        thresholds: For the signal cards; default: the campaign's stored thresholds (the
+            latest ``campaign`` event), else :class:`SignalThresholds` defaults.
+        refresh_s: Add a ``<meta http-equiv="refresh">`` so an open page reloads (during a
+            campaign).
+        source: Where the data came from, for the header (default: the store path).
+    """
+    campaign, all_names = _pick_campaign(store, campaign)
+    runs = store.table(campaign=campaign) if campaign else store.table().slice(0, 0)
+    events = store.events(campaign=campaign) if campaign else []
+    th = thresholds or (campaign_thresholds(store, campaign) if campaign else None)
+    th = th or SignalThresholds()
+    modes = runs["mode"].unique().to_pylist()
+    metrics = runs["metric"].unique().to_pylist()
+    mode = modes[0] if len(modes) == 1 else "max"
+    metric = metrics[0] if len(metrics) == 1 else (", ".join(metrics) or "metric")
+
+    status = Counter(runs["status"].to_pylist())
+    done = runs.filter(pc.equal(runs["status"], "completed"))
+    best_row: dict[str, Any] | None = None
+    improvement: float | None = None
+    if done.num_rows:
+        vals = done["value"].to_numpy()
+        best_idx = int(np.argmax(vals) if mode == "max" else np.argmin(vals))
+        best_row = done.slice(best_idx, 1).to_pylist()[0]
+        first = float(vals[0])
+        if first != 0:
+            gain = best_row["value"] - first if mode == "max" else first - best_row["value"]
+            improvement = 100.0 * gain / abs(first)
+    rec: Recommendation | None
+    try:
+        rec = recommend(runs, th) if runs.num_rows else None
+    except FeedbackError as e:
+        logger.warning("signals unavailable for the dashboard: %s", e)
+        rec = None
+
+    progress = _progress_chart(runs, _escalations(store, campaign, runs), mode, metric, th.target)
+    run_ids = runs["run_id"].to_pylist()
+    curves = store.curves(run_ids=run_ids) if run_ids else store.curves().slice(0, 0)
+    if len(run_ids) > MAX_CURVES:  # keep the file small: the best runs' curves
+        keep = set(_run_ids_ranked(runs, mode)[:MAX_CURVES])
+        curves = curves.filter(pc.is_in(curves["run_id"], pa.array(sorted(keep))))
+    curves_svg = _curves_chart(curves, runs, metric, best_row["run_id"] if best_row else None)
+
+    cards = [
+        _card(
+            "Total runs",
+            f"{runs.num_rows}",
+            " · ".join(f"{n} {s}" for s, n in status.most_common()) or "no runs yet",
+        ),
+        _card(
+            f"Best {metric}",
+            _fmt(best_row["value"]) if best_row else "–",
+            (
+                f"{_e(best_row['run_id'])} · tier {best_row['tier']} · {_e(best_row['model'])}"
+                if best_row
+                else "no completed run"
+            ),
+        ),
+        _card(
+            "Improvement",
+            "–" if improvement is None else f"{improvement:+.1f}%",
+            "best vs first completed run",
+            "#1e7e34" if improvement and improvement > 0 else None,
+        ),
+    ]
+    if rec is not None and rec.drift is not None and rec.stagnation is not None:
+        cards += [
+            _card(
+                "Drift",
+                "drifting" if rec.drift.drifting else "stable",
+                _e(rec.drift.reason),
+                "#b3261e" if rec.drift.drifting else "#1e7e34",
+            ),
+            _card(
+                "Stagnation",
+                "stagnant" if rec.stagnation.stagnant else "improving",
+                f"{rec.stagnation.runs_without_improvement} completed runs without improvement"
+                f" · window {th.window}, min_delta {th.min_delta:g}",
+                "#b45309" if rec.stagnation.stagnant else "#1e7e34",
+            ),
+            _card(
+                "Recommendation",
+                _e(rec.action.replace("_", " ")),
+                '<ul class="reasons">'
+                + "".join(f"<li>{_e(r)}</li>" for r in rec.reasons[:3])
+                + "</ul>",
+                ACTION_COLORS[rec.action],
+            ),
+        ]
+    tokens = int(pc.sum(runs["tokens_in"]).as_py() or 0) + int(
+        pc.sum(runs["tokens_out"]).as_py() or 0
+    )
+    if tokens:
+        cards.append(_card("LLM tokens", f"{tokens:,}", "spent on proposals"))
+
+    title = f"agentune · {campaign or 'no campaign'}"
+    others = [c for c in all_names if c != campaign]
+    sub = (
+        f"metric {_e(metric)} ({'higher' if mode == 'max' else 'lower'} is better) · "
+        f"generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {_e(source or store.root)}"
+    )
+    if others:
+        sub += f" · other campaigns in this store: {_e(', '.join(others))}"
+    refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else ""
+    return (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"{refresh}<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{_e(title)}</h1><div class=sub>{sub}</div></header><main>"
+        f'<div class="cards" id="cards">{"".join(cards)}</div>'
+        '<section id="progress"><h2>Metric progression</h2>'
+        '<p class="muted">Each dot is a completed run (colour: tier), the line the best so '
+        "far; dashed lines mark escalations, crosses runs that did not complete.</p>"
+        f"<figure>{progress}</figure></section>"
+        '<section id="curves"><h2>Training curves</h2>'
+        f"<figure>{curves_svg}</figure></section>"
+        '<div class="cols"><section id="approvals"><h2>Approval timeline</h2>'
+        f"{_timeline(events)}</section>"
+        f'<section id="agent"><h2>Agent summary</h2>{_summaries(events)}</section></div>'
+        f'<section id="log"><h2>Experiment log</h2>{_run_table(runs, mode)}</section>'
+        "</main></body></html>"
+    )
+
+
+def _run_ids_ranked(runs: pa.Table, mode: str) -> list[str]:
+    values = runs["value"].to_numpy(zero_copy_only=False).astype(float)
+    ok = np.isfinite(values) & (
+        np.asarray(runs["status"].to_numpy(zero_copy_only=False), dtype=object) == "completed"
+    )
+    key = np.where(ok, -values if mode == "max" else values, np.inf)
+    order = np.argsort(key, kind="stable")
+    ids = runs["run_id"].to_pylist()
+    return [ids[i] for i in order]
+
+
+def _escalations(
+    store: FeedbackStore, campaign: str | None, runs: pa.Table
+) -> list[tuple[int, Event]]:
+    """Escalation events with the number of runs written before each (its x position)."""
+    if campaign is None:
+        return []
+    table = store.event_table(campaign=campaign, kind="escalation")
+    seq = runs["write_seq"].to_numpy()
+    positions = np.searchsorted(seq, table["write_seq"].to_numpy())
+    events = [Event._from_row(row) for row in table.to_pylist()]
+    return [(int(p), e) for p, e in zip(positions, events, strict=True)]
+
+
+def write_dashboard(
+    campaign_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    campaign: str | None = None,
+    thresholds: SignalThresholds | None = None,
+    refresh_s: int | None = None,
+) -> Path:
+    """Write the dashboard of a campaign directory (what ``agentune dashboard DIR`` runs).
+
+    Reads ``<campaign_dir>/history/`` and writes ``<campaign_dir>/dashboard.html`` (or
+    ``out``) atomically (temp file, then rename), so an open browser never sees half a page.
+
+    Args:
+        campaign_dir: The campaign directory.
+        out: Output file; default ``<campaign_dir>/dashboard.html``.
+        campaign: Campaign to show; default the only (or latest) one in the store.
+        thresholds: Signal thresholds; default the campaign's stored ones.
+        refresh_s: Make the page reload itself every ``refresh_s`` seconds.
+
+    Returns:
+        The path written.
+
+    Raises:
+        FeedbackError: ``<campaign_dir>/history`` does not exist.
+    """
+    campaign_dir = Path(campaign_dir)
+    history = campaign_dir / "history"
+    if not history.is_dir():
+        raise FeedbackError(
+            f"no feedback history at {str(history)!r}: pass the campaign directory (the one "
+            "holding history/), or run a campaign first."
+        )
+    store = FeedbackStore(history)
+    page = render_dashboard(store, campaign, thresholds=thresholds, refresh_s=refresh_s)
+    target = Path(out) if out is not None else campaign_dir / "dashboard.html"
+    return _write_text(target, page)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,647 @@
+"""What the store keeps: one :class:`RunRecord` per trial, epoch curves and :class:`Event` s.
+
+Records are built by the search side from the trainer's run artifacts
+(:meth:`RunRecord.from_run_dir`) or from a Ray Tune result dict
+(:meth:`RunRecord.from_tune_result`); the per-epoch curve of a run directory comes from
+:func:`load_epoch_metrics`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ._errors import FeedbackError
+
+__all__ = [
+    "APPROVALS",
+    "EVENT_KINDS",
+    "MODES",
+    "ORIGINS",
+    "STATUSES",
+    "TIERS",
+    "TRAINER_STATUS_MAP",
+    "Event",
+    "ParamValue",
+    "RunRecord",
+    "load_epoch_metrics",
+]
+
+logger = logging.getLogger(__name__)
+
+#: 0 Optuna tuning, 2 agent-generated config, 3 agent-generated code. Tier 1 is read-only
+#: analysis: it proposes nothing, so no run ever carries it.
+TIERS: tuple[int, ...] = (0, 2, 3)
+ORIGINS: tuple[str, ...] = ("optuna", "agent", "human", "warm_start")
+STATUSES: tuple[str, ...] = ("completed", "failed", "diverged", "pruned", "rejected", "infeasible")
+MODES: tuple[str, ...] = ("min", "max")
+APPROVALS: tuple[str, ...] = ("approved", "modified", "rejected", "auto")
+#: ``campaign`` holds the campaign goal (``data["thresholds"]`` feeds the dashboard's signals).
+EVENT_KINDS: tuple[str, ...] = (
+    "campaign",
+    "escalation",
+    "approval",
+    "agent_summary",
+    "agent_failure",
+    "recommendation",
+    "note",
+)
+#: Trainer ``summary.json`` status -> record status. ``stopped`` means the epoch callback
+#: (the Tune scheduler) ended the run early, which is what pruning is.
+TRAINER_STATUS_MAP: dict[str, str] = {
+    "completed": "completed",
+    "diverged": "diverged",
+    "stopped": "pruned",
+    "failed": "failed",
+}
+
+ParamValue = float | int | str | bool | None
+
+
+def _choice(name: str, value: object, allowed: Iterable[object], hint: str = "") -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise FeedbackError(
+            f"{name} must be one of {allowed}, but got {value!r}.{' ' + hint if hint else ''}"
+        )
+
+
+def _text(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or (not optional and not value):
+        raise FeedbackError(
+            f"{name} must be a non-empty string, but got {value!r}."
+            if not optional
+            else f"{name} must be a string or None, but got {value!r}."
+        )
+
+
+def _count(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FeedbackError(f"{name} must be an integer >= 0, but got {value!r}.")
+
+
+def _utc(name: str, value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise FeedbackError(
+            f"{name} must be a timezone-aware datetime or None, but got {value!r}; "
+            "parse ISO strings with datetime.fromisoformat first."
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise FeedbackError(
+            f"{name} must be timezone-aware (UTC), but got the naive datetime {value!r}; "
+            "use datetime.now(timezone.utc) or .replace(tzinfo=timezone.utc)."
+        )
+    return value.astimezone(UTC)
+
+
+def _finite_or_none(value: object) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_object(name: str, value: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(value), sort_keys=True, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise FeedbackError(
+            f"{name} must be JSON-serializable with finite numbers, but got {value!r} ({e})."
+        ) from e
+
+
+def _parse_time(value: object) -> datetime | None:
+    """ISO-8601 string (``Z`` allowed) or epoch seconds -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise FeedbackError(
+                f"timestamps must be ISO-8601, but got {value!r}; the trainer writes "
+                "e.g. '2025-01-31T12:00:00+00:00'."
+            ) from e
+    else:
+        raise FeedbackError(f"timestamps must be ISO-8601 strings, but got {value!r}.")
+    if parsed.tzinfo is None:  # the trainer contract says UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    """One trial of a campaign, as the feedback store keeps it.
+
+    Keys of ``params`` and strings in ``overrides`` are Hydra override paths
+    (``trainer.lr``, ``model.width``), the vocabulary shared from campaign file to Parquet.
+
+    Attributes:
+        run_id: Unique id of the run (stored once; appending it again replaces it).
+        campaign: Campaign name.
+        arm: The experiment/config identity the trial belongs to (e.g. one per-arm Optuna
+            study, or one agent proposal).
+        tier: 0 Optuna tuning, 2 generated config, 3 generated code (1 never occurs).
+        origin: ``optuna``, ``agent``, ``human`` or ``warm_start``.
+        status: ``completed``, ``failed``, ``diverged``, ``pruned``, ``rejected`` (the approval
+            hook refused it) or ``infeasible`` (could not be built or run as specified).
+        metric: Name of the campaign metric, e.g. ``val/macro_f1``.
+        mode: ``max`` or ``min``: which direction is better.
+        trial_id: Ray Tune trial id, if any.
+        overrides: Hydra override strings that define the run's config.
+        params: Flat dict of the searched parameters.
+        value: Best value of ``metric`` in the run; required when ``status`` is
+            ``completed``; non-finite numbers become None.
+        best_epoch: Epoch of ``value`` (1-based).
+        epochs_run: Epochs trained.
+        duration_s: Wall time of the run.
+        started_at: Start, timezone-aware (stored as UTC).
+        finished_at: End, timezone-aware (stored as UTC).
+        error: Error message of a failed/infeasible run.
+        model: Short model name (``cnn1d``, a generated model's name).
+        num_params: Trainable parameter count.
+        approval: ``approved``, ``modified``, ``rejected``, ``auto`` or None (no approval step).
+        tokens_in: LLM input tokens spent to propose this run.
+        tokens_out: LLM output tokens spent to propose this run.
+        dataset: Dataset name.
+        test_metrics: Test metrics of the best checkpoint (``test/...``).
+        rationale: The proposer's reason for this config, if any.
+    """
+
+    run_id: str
+    campaign: str
+    arm: str
+    tier: int
+    origin: str
+    status: str
+    metric: str
+    mode: str
+    trial_id: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    params: dict[str, ParamValue] = field(default_factory=dict)
+    value: float | None = None
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    duration_s: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    model: str | None = None
+    num_params: int | None = None
+    approval: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    dataset: str | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    rationale: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("run_id", "campaign", "arm", "metric"):
+            _text(name, getattr(self, name))
+        for name in ("trial_id", "error", "model", "dataset", "rationale"):
+            _text(name, getattr(self, name), optional=True)
+        if isinstance(self.tier, bool) or self.tier not in TIERS:
+            raise FeedbackError(
+                f"tier must be one of {TIERS} (0 Optuna tuning, 2 generated config, 3 generated "
+                f"code; tier 1 is read-only analysis and runs nothing), but got {self.tier!r}."
+            )
+        _choice("origin", self.origin, ORIGINS)
+        _choice("status", self.status, STATUSES)
+        _choice("mode", self.mode, MODES)
+        if self.approval is not None:
+            _choice("approval", self.approval, APPROVALS, "Use None when nothing was approved.")
+        if isinstance(self.overrides, str) or not all(isinstance(o, str) for o in self.overrides):
+            raise FeedbackError(
+                f"overrides must be a list of Hydra override strings, but got {self.overrides!r}."
+            )
+        self.overrides = list(self.overrides)
+        if not isinstance(self.params, Mapping):
+            raise FeedbackError(f"params must be a flat dict, but got {self.params!r}.")
+        for key, val in self.params.items():
+            if not isinstance(key, str) or not (val is None or isinstance(val, str | int | float)):
+                raise FeedbackError(
+                    "params must be a flat dict of str -> float|int|str|bool, but got "
+                    f"{key!r}: {val!r}; flatten nested values into dotted keys."
+                )
+        self.params = dict(self.params)
+        if self.value is not None and (
+            isinstance(self.value, bool) or not isinstance(self.value, int | float)
+        ):
+            raise FeedbackError(f"value must be a number or None, but got {self.value!r}.")
+        self.value = _finite_or_none(self.value)
+        if self.status == "completed" and self.value is None:
+            raise FeedbackError(
+                f"a completed run needs a finite value of {self.metric!r}, but run "
+                f"{self.run_id!r} has none; record it as 'failed' with an error message."
+            )
+        for name in ("best_epoch", "num_params"):
+            _count(name, getattr(self, name), optional=True)
+        for name in ("epochs_run", "tokens_in", "tokens_out"):
+            _count(name, getattr(self, name))
+        if self.duration_s is not None:
+            if isinstance(self.duration_s, bool) or not isinstance(self.duration_s, int | float):
+                raise FeedbackError(f"duration_s must be seconds or None, got {self.duration_s!r}")
+            self.duration_s = float(self.duration_s)
+        self.started_at = _utc("started_at", self.started_at)
+        self.finished_at = _utc("finished_at", self.finished_at)
+        if not isinstance(self.test_metrics, Mapping):
+            raise FeedbackError(f"test_metrics must be a dict, but got {self.test_metrics!r}.")
+        self.test_metrics = {
+            str(k): float(v) for k, v in self.test_metrics.items() if _finite_or_none(v) is not None
+        }
+        # Fail here, not in the store, if params cannot be stored.
+        _json_object("params", self.params)
+
+    # --- conversion -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (datetimes as ISO strings)."""
+        out = dataclasses.asdict(self)
+        for name in ("started_at", "finished_at"):
+            if out[name] is not None:
+                out[name] = out[name].isoformat()
+        return out
+
+    def _to_row(self, write_seq: int, schema_version: int) -> dict[str, Any]:
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        row["params"] = _json_object("params", self.params)
+        row["test_metrics"] = _json_object("test_metrics", self.test_metrics)
+        row["write_seq"] = write_seq
+        row["schema_version"] = schema_version
+        return row
+
+    @classmethod
+    def _from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in row.items() if k in names}
+        kwargs["params"] = json.loads(row["params"])
+        kwargs["test_metrics"] = json.loads(row["test_metrics"])
+        kwargs["overrides"] = list(row["overrides"] or [])
+        return cls(**kwargs)
+
+    # --- builders ---------------------------------------------------------------------
+
+    @classmethod
+    def from_run_dir(
+        cls,
+        run_dir: str | Path,
+        *,
+        run_id: str,
+        campaign: str,
+        arm: str,
+        tier: int,
+        origin: str,
+        trial_id: str | None = None,
+        overrides: Iterable[str] = (),
+        params: Mapping[str, ParamValue] | None = None,
+        status: str | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        error: str | None = None,
+        approval: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        rationale: str | None = None,
+    ) -> RunRecord:
+        """Build a record from the trainer's artifacts in ``run_dir``.
+
+        Reads ``summary.json`` (status, metric, mode, best value and epoch, epochs run,
+        parameter count, duration, UTC start/finish, model, dataset, test metrics, error),
+        ``metrics.jsonl`` (epochs run, when there is no summary) and ``config.yaml`` (model
+        name, when the summary has none). Trainer status ``stopped`` becomes ``pruned``
+        (:data:`TRAINER_STATUS_MAP`). A run dir without ``summary.json`` (the trainer died)
+        gives a ``failed`` record. A ``completed`` summary without a finite best value gives
+        a ``failed`` record with an explaining error.
+
+        Args:
+            run_dir: The trainer's ``cfg.run_dir``.
+            run_id: Identity of the run; ``campaign``, ``arm``, ``tier``, ``origin``,
+                ``trial_id``, ``overrides``, ``params``, ``approval``, ``tokens_in``,
+                ``tokens_out`` and ``rationale`` are copied into the record as given.
+            campaign: See :class:`RunRecord`.
+            arm: See :class:`RunRecord`.
+            tier: See :class:`RunRecord`.
+            origin: See :class:`RunRecord`.
+            trial_id: See :class:`RunRecord`.
+            overrides: See :class:`RunRecord`.
+            params: See :class:`RunRecord`.
+            status: Overrides the status derived from the summary (e.g. ``pruned`` when the
+                scheduler stopped the trial).
+            metric: Used when the summary does not name the metric.
+            mode: Used when the summary does not give the mode.
+            error: Used when the summary carries no error message.
+            approval: See :class:`RunRecord`.
+            tokens_in: See :class:`RunRecord`.
+            tokens_out: See :class:`RunRecord`.
+            rationale: See :class:`RunRecord`.
+
+        Raises:
+            FeedbackError: ``run_dir`` does not exist, ``summary.json`` is not JSON or has an
+                unknown status, or neither the summary nor the arguments give metric and mode.
+        """
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FeedbackError(
+                f"run_dir must be the trainer's run directory, but {str(run_dir)!r} does not "
+                "exist; pass cfg.run_dir of the trial."
+            )
+        summary: dict[str, Any] = {}
+        summary_path = run_dir / "summary.json"
+        if summary_path.exists():
+            try:
+                summary = json.loads(summary_path.read_text())
+            except json.JSONDecodeError as e:
+                raise FeedbackError(
+                    f"{summary_path} is not valid JSON ({e}); the trainer writes it atomically, "
+                    "so the file was modified by something else."
+                ) from e
+        epochs = load_epoch_metrics(run_dir)
+        if summary:
+            trainer_status = summary.get("status")
+            if trainer_status not in TRAINER_STATUS_MAP:
+                raise FeedbackError(
+                    f"{summary_path}: status must be one of {tuple(TRAINER_STATUS_MAP)}, but got "
+                    f"{trainer_status!r}."
+                )
+            derived = TRAINER_STATUS_MAP[trainer_status]
+            summary_error = summary.get("error")
+        else:
+            derived = "failed"
+            summary_error = (
+                f"no summary.json in {run_dir}: the trainer did not finish "
+                f"({len(epochs)} epochs logged)"
+            )
+        final_metric = summary.get("metric") or metric
+        final_mode = summary.get("mode") or mode
+        if not final_metric or not final_mode:
+            raise FeedbackError(
+                f"{run_dir}: the metric name and mode are unknown (summary.json gives "
+                f"metric={summary.get('metric')!r}, mode={summary.get('mode')!r}); pass "
+                "metric= and mode= from the campaign goal."
+            )
+        value = _finite_or_none(summary.get("best_value"))
+        final_status = status or derived
+        final_error = error or summary_error
+        if final_status == "completed" and value is None:
+            final_status = "failed"
+            final_error = final_error or (
+                f"the trainer reported 'completed' without a finite {final_metric!r}"
+            )
+        model = summary.get("model") or _model_from_config(run_dir / "config.yaml")
+        test = summary.get("test") or {}
+        return cls(
+            run_id=run_id,
+            campaign=campaign,
+            trial_id=trial_id,
+            arm=arm,
+            tier=tier,
+            origin=origin,
+            overrides=list(overrides),
+            params=dict(params or {}),
+            status=final_status,
+            metric=final_metric,
+            mode=final_mode,
+            value=value,
+            best_epoch=summary.get("best_epoch"),
+            epochs_run=int(summary.get("epochs_run", len(epochs)) or 0),
+            duration_s=_finite_or_none(summary.get("duration_s")),
+            started_at=_parse_time(summary.get("started_at")),
+            finished_at=_parse_time(summary.get("finished_at")),
+            error=final_error,
+            model=model,
+            num_params=summary.get("num_params"),
+            approval=approval,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            dataset=summary.get("dataset"),
+            test_metrics=dict(test) if isinstance(test, Mapping) else {},
+            rationale=rationale,
+        )
+
+    @classmethod
+    def from_tune_result(
+        cls,
+        result: Mapping[str, Any],
+        *,
+        campaign: str,
+        arm: str,
+        tier: int,
+        origin: str,
+        metric: str,
+        mode: str,
+        run_id: str | None = None,
+        status: str = "completed",
+        overrides: Iterable[str] = (),
+        params: Mapping[str, ParamValue] | None = None,
+        value: float | None = None,
+        error: str | None = None,
+        approval: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        rationale: str | None = None,
+    ) -> RunRecord:
+        """Build a record from a Ray Tune result dict (``Result.metrics`` or a callback's).
+
+        ``value`` defaults to ``result[metric]`` (the last reported value: pass the best one
+        when the trial reported several); ``run_id`` to ``result["trial_id"]``; ``params`` to
+        ``result["config"]`` flattened into dotted keys; ``epochs_run`` is
+        ``training_iteration``; ``duration_s`` is ``time_total_s``; ``finished_at`` is
+        ``timestamp`` (epoch seconds) and ``started_at`` that minus the duration. Optional
+        keys ``best_epoch``, ``num_params`` and ``model`` are copied when present.
+
+        Raises:
+            FeedbackError: Neither ``run_id`` nor ``result["trial_id"]`` is given.
+        """
+        rid = run_id or result.get("trial_id")
+        if not rid:
+            raise FeedbackError(
+                "the run id is unknown: the Tune result has no 'trial_id' and run_id= was not "
+                "given."
+            )
+        duration = _finite_or_none(result.get("time_total_s"))
+        finished = _parse_time(result.get("timestamp"))
+        started = (
+            finished - timedelta(seconds=duration)
+            if finished is not None and duration is not None
+            else None
+        )
+        val = value if value is not None else _finite_or_none(result.get(metric))
+        if status == "completed" and _finite_or_none(val) is None:
+            status = "failed"
+            error = error or f"the trial reported no finite {metric!r}"
+        config = result.get("config") or {}
+        return cls(
+            run_id=str(rid),
+            campaign=campaign,
+            trial_id=result.get("trial_id"),
+            arm=arm,
+            tier=tier,
+            origin=origin,
+            overrides=list(overrides),
+            params=dict(params) if params is not None else _flatten(config),
+            status=status,
+            metric=metric,
+            mode=mode,
+            value=val,
+            best_epoch=result.get("best_epoch"),
+            epochs_run=int(result.get("training_iteration", 0) or 0),
+            duration_s=duration,
+            started_at=started,
+            finished_at=finished,
+            error=error,
+            model=result.get("model"),
+            num_params=result.get("num_params"),
+            approval=approval,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            rationale=rationale,
+        )
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, ParamValue]:
+    out: dict[str, ParamValue] = {}
+    for key, val in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(val, Mapping):
+            out.update(_flatten(val, name + "."))
+        elif val is None or isinstance(val, str | int | float):
+            out[name] = val
+        else:
+            out[name] = str(val)
+    return out
+
+
+def _model_from_config(path: Path) -> str | None:
+    """The short model name from ``config.yaml``'s ``model._target_`` (class name, lowered)."""
+    if not path.exists():
+        return None
+    import yaml  # only needed for this fallback
+
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        logger.warning("could not parse %s; the record has no model name", path)
+        return None
+    target = (cfg or {}).get("model", {}).get("_target_") if isinstance(cfg, dict) else None
+    return str(target).rsplit(".", 1)[-1].lower() if target else None
+
+
+def load_epoch_metrics(run_dir: str | Path) -> list[dict[str, float]]:
+    """Read the per-epoch metrics of a run from ``metrics.jsonl``.
+
+    Lines that are not JSON objects (e.g. a last line cut short by a killed trainer) are
+    skipped with a logged warning; non-numeric values are dropped.
+
+    Args:
+        run_dir: The trainer's run directory.
+
+    Returns:
+        One dict per epoch, each with an ``epoch`` key, in file order; empty when the file
+        does not exist.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    out: list[dict[str, float]] = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            logger.warning("%s:%d is not a JSON object; line skipped", path, lineno)
+            continue
+        if not isinstance(obj, dict) or "epoch" not in obj:
+            logger.warning("%s:%d has no 'epoch'; line skipped", path, lineno)
+            continue
+        out.append(
+            {
+                str(k): float(v)
+                for k, v in obj.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        )
+    return out
+
+
+@dataclass(kw_only=True)
+class Event:
+    """Something that happened in a campaign besides a run.
+
+    Kinds (:data:`EVENT_KINDS`): ``campaign`` (the goal; ``data["thresholds"]`` is a
+    :meth:`feedback.SignalThresholds.to_dict`), ``escalation`` (``tier`` is the tier escalated
+    to), ``approval`` (``data["decision"]`` one of :data:`APPROVALS`, ``run_id``/``arm`` of the
+    proposal), ``agent_summary`` (``message`` is the agent's summary text),
+    ``agent_failure``, ``recommendation`` and ``note``.
+
+    Attributes:
+        campaign: Campaign name.
+        kind: One of :data:`EVENT_KINDS`.
+        message: Free text (untrusted: the dashboard escapes it).
+        time: When it happened (timezone-aware; default now, UTC).
+        tier: Tier concerned, if any.
+        run_id: Run concerned, if any.
+        arm: Arm concerned, if any.
+        data: JSON-serializable details.
+        event_id: Unique id (default a random UUID); appending it again replaces it.
+    """
+
+    campaign: str
+    kind: str
+    message: str = ""
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tier: int | None = None
+    run_id: str | None = None
+    arm: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        _text("campaign", self.campaign)
+        _text("event_id", self.event_id)
+        _choice("kind", self.kind, EVENT_KINDS)
+        if not isinstance(self.message, str):
+            raise FeedbackError(f"message must be a string, but got {self.message!r}.")
+        if self.tier is not None and (isinstance(self.tier, bool) or self.tier not in (0, 1, 2, 3)):
+            raise FeedbackError(f"tier must be 0, 1, 2, 3 or None, but got {self.tier!r}.")
+        _text("run_id", self.run_id, optional=True)
+        _text("arm", self.arm, optional=True)
+        time = _utc("time", self.time)
+        assert time is not None  # _utc maps only None to None
+        self.time = time
+        if not isinstance(self.data, Mapping):
+            raise FeedbackError(f"data must be a dict, but got {self.data!r}.")
+        self.data = dict(self.data)
+        _json_object("data", self.data)
+
+    def _to_row(self, write_seq: int, schema_version: int) -> dict[str, Any]:
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        row["data"] = _json_object("data", self.data)
+        row["write_seq"] = write_seq
+        row["schema_version"] = schema_version
+        return row
+
+    @classmethod
+    def _from_row(cls, row: Mapping[str, Any]) -> Event:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in row.items() if k in names}
+        kwargs["data"] = json.loads(row["data"])
+        return cls(**kwargs)

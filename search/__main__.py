@@ -1,0 +1,7 @@
+"""`python -m search ...` is the same as the `agentune` command."""
+
+import sys
+
+from search.cli import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""The `agentune` command line: thin wrappers around plain functions that tests call directly.
+
+Subcommands:
+    run         run a campaign goal (`agentune run mitbih:aami3_quick`).
+    list        list the campaign goals.
+    train       one training run of the biosignals workload (Hydra overrides follow).
+    dashboard   regenerate a campaign's HTML dashboard, or draw a demo one.
+
+Exit codes: 0 success, 1 a run that failed, 2 bad input (a one-line reason on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from feedback import RunRecord
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _train(hydra_args: Sequence[str]) -> int:
+    """Forward the arguments to the Hydra entry point, which owns parsing and `--help`."""
+    from biosignals.train import main_from_argv
+
+    return main_from_argv(hydra_args)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import feedback
+
+    if args.demo is not None:
+        out = feedback.write_demo_dashboard(Path(args.demo))
+    else:
+        if args.campaign_dir is None:
+            raise UsageError("dashboard needs CAMPAIGN_DIR, or --demo OUT.html for a demo")
+        campaign_dir = Path(args.campaign_dir)
+        if not campaign_dir.is_dir():
+            raise UsageError(
+                f"campaign directory {campaign_dir} does not exist; pass the folder a campaign "
+                "wrote (it holds history/), or use --demo OUT.html"
+            )
+        out = feedback.write_dashboard(campaign_dir, Path(args.out) if args.out else None)
+    print(f"dashboard: {out}")
+    return EXIT_OK
+
+
+class UsageError(ValueError):
+    """Bad command-line input; reported as one line with exit code 2."""
+
+
+def _format_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def format_run_line(record: RunRecord, recommendation: str, best: RunRecord | None) -> str:
+    """One line per finished trial: trial, arm, tier, origin, status, value, best, advice."""
+    return (
+        f"trial {record.trial_id or record.run_id:<16} arm {record.arm:<22} tier {record.tier} "
+        f"{record.origin:<9} {record.status:<10} {record.metric}={_format_value(record.value)} "
+        f"best={_format_value(best.value if best else None)} next={recommendation}"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from search.campaign import CampaignError, load_goal
+    from search.runner import CampaignOptions, run_campaign
+
+    if args.budget is not None and args.budget < 1:
+        raise UsageError(f"--budget must be a positive number of trials, got {args.budget}")
+    try:
+        goal = load_goal(args.goal)
+    except CampaignError as e:
+        raise UsageError(str(e)) from e
+    options = CampaignOptions(
+        budget=args.budget,
+        approval=args.approval,
+        model=args.model,
+        resume=args.resume,
+        storage=Path(args.storage) if args.storage else None,
+    )
+    console = Console(highlight=False)
+    budget = args.budget or goal.budget
+    console.print(f"campaign {goal.spec}: {goal.description}")
+    console.print(
+        f"experiment={goal.experiment} metric={goal.metric} ({goal.mode}) budget={budget} "
+        f"trials, {goal.max_concurrent} at a time, max_tier={goal.max_tier}"
+    )
+    progress = Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+    task = progress.add_task("trials", total=budget)
+
+    def on_run(record: RunRecord, recommendation: str, best: RunRecord | None) -> None:
+        progress.console.print(format_run_line(record, recommendation, best))
+        progress.advance(task)
+
+    try:
+        with progress:
+            result = run_campaign(goal, options, on_run=on_run)
+    except CampaignError as e:
+        raise UsageError(str(e)) from e
+    console.print(
+        f"\ndone in {result.duration_s:.0f}s: {result.n_runs} runs "
+        + ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
+    )
+    console.print(f"stopped: {result.stop_reason}")
+    if result.best is not None:
+        best = result.best
+        console.print(
+            f"best: {best.metric}={best.value:.4f} (arm {best.arm}, tier {best.tier}, "
+            f"model {best.model}, {best.num_params:,} params)"
+        )
+        console.print("best config: " + " ".join([*best.overrides]))
+    else:
+        console.print("best: none (no trial completed)")
+    console.print(f"history:   {result.history_dir}")
+    console.print(f"dashboard: {result.dashboard}")
+    return EXIT_OK if result.best is not None else EXIT_FAILED
+
+
+def _list() -> int:
+    from search.campaign import list_goals
+
+    for spec, description in list_goals():
+        print(f"{spec:<26} {description}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand except `train` (whose arguments Hydra owns)."""
+    parser = argparse.ArgumentParser(
+        prog="agentune", description="LLM-agent experiment search on Ray Tune."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "train",
+        help="train once: agentune train experiment=mitbih_aami3 trainer.epochs=2",
+        add_help=False,
+    )
+    run = sub.add_parser("run", help="run a campaign goal, e.g. agentune run mitbih:aami3_quick")
+    run.add_argument("goal", help="FILE:GOAL from campaigns/ (see `agentune list`)")
+    run.add_argument("--budget", type=int, help="trials to run (default: the goal's budget)")
+    run.add_argument(
+        "--approval",
+        choices=("terminal", "auto"),
+        default="auto",
+        help="who approves agent proposals (default auto)",
+    )
+    run.add_argument("--model", help="LLM for the agent (default the goal's llm.model)")
+    run.add_argument("--resume", action="store_true", help="continue this goal's newest campaign")
+    run.add_argument("--storage", help="folder for campaign directories (default ./agentune_runs)")
+    sub.add_parser("list", help="list the campaign goals")
+    dash = sub.add_parser("dashboard", help="write a campaign's standalone HTML dashboard")
+    dash.add_argument("campaign_dir", nargs="?", help="folder a campaign wrote (holds history/)")
+    dash.add_argument("--out", help="where to write the HTML (default CAMPAIGN_DIR/dashboard.html)")
+    dash.add_argument("--demo", metavar="OUT.html", help="draw a demo dashboard; no training")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (also used by the console script)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args_list and args_list[0] == "train":
+        return _train(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        if args.command == "dashboard":
+            return _dashboard(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "list":
+            return _list()
+    except UsageError as exc:
+        print(f"agentune {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
