@@ -24,7 +24,7 @@ count is left as the caller (e.g. Ray) set it.
 Example::
 
     cfg = compose("config", overrides=["experiment=mitbih_aami3_quick", "run_dir=/tmp/run1"])
-    summary = train(cfg, epoch_callback=lambda r: tune.report(r.metrics) and None)
+    summary = train(cfg, epoch_callback=lambda report: tune.report(report.metrics))
     print(summary.status, summary.best_value)
 """
 

@@ -300,10 +300,9 @@ def _card(label: str, value: str, note: str = "", color: str | None = None) -> s
 
 
 def _config_text(row: dict[str, Any]) -> str:
-    if row["overrides"]:
-        return " ".join(row["overrides"])
+    """The run's whole config: the arm's fixed overrides, then the sampled parameters."""
     params = json.loads(row["params"])
-    return " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return " ".join([*row["overrides"], *(f"{k}={v}" for k, v in sorted(params.items()))])
 
 
 def _run_table(runs: pa.Table, mode: str) -> str:

@@ -462,10 +462,11 @@ class RunRecord:
 
         ``value`` defaults to ``result[metric]`` (the last reported value: pass the best one
         when the trial reported several); ``run_id`` to ``result["trial_id"]``; ``params`` to
-        ``result["config"]`` flattened into dotted keys; ``epochs_run`` is
-        ``training_iteration``; ``duration_s`` is ``time_total_s``; ``finished_at`` is
-        ``timestamp`` (epoch seconds) and ``started_at`` that minus the duration. Optional
-        keys ``best_epoch``, ``num_params`` and ``model`` are copied when present.
+        ``result["config"]`` flattened into dotted keys; ``epochs_run`` is the result's
+        ``epochs_run`` when reported, else ``training_iteration``; ``duration_s`` is
+        ``time_total_s``; ``finished_at`` is ``timestamp`` (epoch seconds) and ``started_at``
+        that minus the duration. Optional keys ``best_epoch``, ``num_params`` and ``model``
+        are copied when present.
 
         Raises:
             FeedbackError: Neither ``run_id`` nor ``result["trial_id"]`` is given.
@@ -502,7 +503,7 @@ class RunRecord:
             mode=mode,
             value=val,
             best_epoch=result.get("best_epoch"),
-            epochs_run=int(result.get("training_iteration", 0) or 0),
+            epochs_run=int(result.get("epochs_run", result.get("training_iteration", 0)) or 0),
             duration_s=duration,
             started_at=started,
             finished_at=finished,

@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         storage=Path(args.storage) if args.storage else None,
     )
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     budget = args.budget or goal.budget
     console.print(f"campaign {goal.spec}: {goal.description}")
     console.print(
@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     task = progress.add_task("trials", total=budget)
 
     def on_run(record: RunRecord, recommendation: str, best: RunRecord | None) -> None:
-        progress.console.print(format_run_line(record, recommendation, best))
+        progress.console.print(format_run_line(record, recommendation, best), soft_wrap=True)
         progress.advance(task)
 
     try:
@@ -126,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
             f"best: {best.metric}={best.value:.4f} (arm {best.arm}, tier {best.tier}, "
             f"model {best.model}, {best.num_params:,} params)"
         )
-        console.print("best config: " + " ".join([*best.overrides]))
+        params = (f"{k}={v}" for k, v in sorted(best.params.items()))
+        console.print("best config: " + " ".join([*best.overrides, *params]))
     else:
         console.print("best: none (no trial completed)")
     console.print(f"history:   {result.history_dir}")
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentune", description="LLM-agent experiment search on Ray Tune."
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "train",
@@ -176,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (also used by the console script)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    verbose = "-v" in args_list or "--verbose" in args_list
+    args_list = [a for a in args_list if a not in ("-v", "--verbose")]
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args_list and args_list[0] == "train":
         return _train(args_list[1:])
     parser = build_parser()

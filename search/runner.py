@@ -186,6 +186,18 @@ def _init_ray(num_cpus: int | None = None) -> bool:
     return True
 
 
+def _quiet_libraries() -> None:
+    """Keep the terminal for the campaign's own lines: Tune's tables and Optuna's study logs
+    go to the log files and `--verbose`, not to every run's output."""
+    import optuna
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # one checkpoint per epoch is the design (a restored trial resumes from its last epoch)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not logger.isEnabledFor(logging.INFO):
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def load_campaign_dataset(goal: CampaignGoal) -> Any:
     """Compose the goal's experiment once on the driver and load its dataset (cached on disk)."""
     from hydra import compose, initialize_config_dir
@@ -227,6 +239,7 @@ def run_campaign(
 
     options = options or CampaignOptions()
     t0 = time.perf_counter()
+    _quiet_libraries()
     campaign_dir = campaign_directory(goal, options)
     campaign = f"{goal.spec.replace(':', '-')}-{campaign_dir.name}"
     history_dir = campaign_dir / "history"
@@ -292,7 +305,7 @@ def run_campaign(
                     storage_path=str(ray_dir),
                     callbacks=[reporter],
                     verbose=0,
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 ),
             )
         tuner.fit()

@@ -53,6 +53,9 @@ FINAL_KEY = "agentune_final"
 """Result key a campaign trainable sets to True in the report made when training ended by
 itself (False or absent in earlier reports): a finished trial without it was pruned."""
 
+EPOCH_KEY = "epoch"
+"""Result key of a per-epoch report; such results become the run's stored epoch curve."""
+
 RUN_ID_KEY = "agentune_run_id"
 """Optional result key: the run id to store the trial under (default: the Tune trial id)."""
 
@@ -86,6 +89,8 @@ class _Pending:
     origin: str
     started_at: datetime
     last_step: int = 0
+    # per-epoch metrics reported so far (campaign mode), stored as the run's epoch curve
+    curve: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -622,9 +627,17 @@ class AgentSearcher(Searcher):
     # ------------------------------------------------------------------ results
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Report the metric as an Optuna intermediate value (ranks pruned trials later)."""
+        """Report the metric as an Optuna intermediate value (ranks pruned trials later).
+
+        In campaign mode, a result with an ``epoch`` key is also kept as a point of the run's
+        epoch curve, written to the store with the run (so curves need no shared filesystem).
+        """
         pending = self._pending.get(trial_id)
-        if pending is None or pending.trial is None or not self._metric:
+        if pending is None:
+            return
+        if self._campaign_mode and is_finite_number(result.get(EPOCH_KEY)):
+            pending.curve.append(_epoch_row(result))
+        if pending.trial is None or not self._metric:
             return
         value = result.get(self._metric)
         step = result.get("training_iteration", pending.last_step + 1)
@@ -1370,6 +1383,8 @@ class AgentSearcher(Searcher):
         else:
             try:
                 self._store.append(record)
+                if pending.curve:
+                    self._store.append_curve(record.run_id, pending.curve, campaign=self.campaign)
             except (OSError, ValueError) as e:
                 logger.error("Could not write trial %s to the feedback store: %s", trial_id, e)
                 return None
@@ -1408,6 +1423,15 @@ class AgentSearcher(Searcher):
         memo[id(self)] = new
         new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
         return new
+
+
+def _epoch_row(result: Mapping[str, Any]) -> dict[str, float]:
+    """The epoch and the finite metrics with a slash (`train/loss`, `val/macro_f1`) of a result."""
+    row = {EPOCH_KEY: float(result[EPOCH_KEY])}
+    for key, value in result.items():
+        if "/" in key and not key.startswith("config/") and is_finite_number(value):
+            row[key] = float(value)
+    return row
 
 
 def _result_config(result: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -21,11 +21,13 @@ Model:
       component and AR(1) noise; atrial fibrillation episodes with irregular RR, no P waves and
       fibrillatory waves; ectopic beats arriving in bursts (bigeminy-like stretches, couplets).
       Supraventricular premature beats (A, a, J, S) come early (patient-specific prematurity
-      0.68-0.92 of the sinus RR), keep a near-normal QRS (widened for aberrated 'a') and have an
-      ectopic, inverted or absent P wave, which often lands on the previous T wave; the next
-      sinus beat is reset, not compensated. Ventricular premature beats (V) come earlier still,
-      have no P wave, a wide bizarre QRS with a discordant T wave, and are followed by a full
-      compensatory pause. Escape beats (j, e, E) come late; fusion beats (F, f) blend QRS shapes.
+      0.68-0.92 of the sinus RR, against sinus arrhythmia of up to +-12 %), keep a near-normal
+      QRS (widened for aberrated 'a') and have an inverted, biphasic or flattened P wave with a
+      shorter PR interval (none for junctional 'J'), often on the previous T wave; the next
+      sinus beat is reset, not compensated (record 232: long sinus pauses instead). Ventricular
+      premature beats (V) come earlier still, have no P wave, a wide bizarre QRS with a
+      discordant T wave, and are followed by a full compensatory pause. Escape beats (j, e, E)
+      come late; fusion beats (F, f) blend QRS shapes.
     * Noise: baseline wander (respiration plus slow drift), mains interference at 60 Hz,
       bursty muscle noise, electrode-motion transients, slow gain drift, and quantisation to
       the real database's format 212 at 200 ADC units per mV.
@@ -76,6 +78,8 @@ class RecordProfile:
             "/" when not the dominant rhythm) come in episodes; the rest are point events.
         noise: noise level relative to a typical record (105 and 203 are the noisy ones).
         af: fraction of the record in atrial fibrillation.
+        pause: range of the RR after a supraventricular premature beat, in sinus RRs (the
+            sinus node is reset; record 232's sick sinus gives long pauses instead).
     """
 
     name: str
@@ -84,19 +88,20 @@ class RecordProfile:
     ectopy: Mapping[str, int] = field(default_factory=dict)
     noise: float = 1.0
     af: float = 0.0
+    pause: tuple[float, float] = (1.0, 1.12)
 
 
 def _p(
-    name: str, beats: int, rhythm: str, noise: float = 1.0, af: float = 0.0, **ectopy: int
+    name: str,
+    beats: int,
+    rhythm: str,
+    noise: float = 1.0,
+    af: float = 0.0,
+    pause: tuple[float, float] = (1.0, 1.12),
+    **ectopy: int,
 ) -> RecordProfile:
-    # Symbols that are not identifiers are spelled out: A_=A is fine, but "/" and lowercase
-    # letters clash, so the table below uses the keys of _SYMBOL_ALIASES.
-    return RecordProfile(
-        name, beats, rhythm, {_SYMBOL_ALIASES.get(k, k): v for k, v in ectopy.items()}, noise, af
-    )
+    return RecordProfile(name, beats, rhythm, dict(ectopy), noise, af, pause)
 
-
-_SYMBOL_ALIASES = {"paced": "/", "fp": "f", "ab": "a", "jn": "j", "ea": "e"}
 
 # Approximate beat counts of the real records (MIT-BIH directory, 30 min each).
 PROFILES: dict[str, RecordProfile] = {
@@ -104,17 +109,17 @@ PROFILES: dict[str, RecordProfile] = {
     for p in (
         _p("100", 2273, "N", A=33, V=1),
         _p("101", 1865, "N", noise=1.5, A=3, Q=2),
-        _p("102", 2187, "/", fp=56, N=99, V=4),
+        _p("102", 2187, "/", f=56, N=99, V=4),
         _p("103", 2084, "N", A=2),
-        _p("104", 2229, "/", noise=1.5, fp=666, N=163, V=2, Q=18),
+        _p("104", 2229, "/", noise=1.5, f=666, N=163, V=2, Q=18),
         _p("105", 2572, "N", noise=3.0, V=41, Q=5),
         _p("106", 2027, "N", V=520),
         _p("107", 2137, "/", V=59),
-        _p("108", 1763, "N", noise=2.0, A=4, V=17, F=2, jn=1),
+        _p("108", 1763, "N", noise=2.0, A=4, V=17, F=2, j=1),
         _p("109", 2532, "L", V=38, F=2),
         _p("111", 2124, "L", V=1),
         _p("112", 2539, "N", A=2),
-        _p("113", 1795, "N", ab=6),
+        _p("113", 1795, "N", a=6),
         _p("114", 1879, "N", A=10, J=2, V=43, F=4),
         _p("115", 1953, "N"),
         _p("116", 2412, "N", A=1, V=109),
@@ -124,30 +129,30 @@ PROFILES: dict[str, RecordProfile] = {
         _p("121", 1863, "N", A=1, V=1),
         _p("122", 2476, "N"),
         _p("123", 1518, "N", V=3),
-        _p("124", 1619, "R", A=2, J=29, V=47, F=5, jn=5),
+        _p("124", 1619, "R", A=2, J=29, V=47, F=5, j=5),
         _p("200", 2601, "N", A=30, V=826, F=2),
-        _p("201", 1963, "N", af=0.3, A=30, ab=97, J=1, jn=10, V=198, F=2),
-        _p("202", 2136, "N", af=0.4, A=36, ab=19, V=19, F=1),
-        _p("203", 2980, "N", noise=2.5, af=0.9, ab=2, V=444, F=1, Q=4),
+        _p("201", 1963, "N", af=0.3, A=30, a=97, J=1, j=10, V=198, F=2),
+        _p("202", 2136, "N", af=0.4, A=36, a=19, V=19, F=1),
+        _p("203", 2980, "N", noise=2.5, af=0.9, a=2, V=444, F=1, Q=4),
         _p("205", 2656, "N", A=3, V=71, F=11),
         _p("207", 1860, "L", noise=1.5, R=86, A=107, V=105, E=105),
         _p("208", 2955, "N", S=2, V=992, F=373),
         _p("209", 3005, "N", A=383, V=1),
-        _p("210", 2650, "N", af=1.0, ab=22, V=194, F=10, E=1),
+        _p("210", 2650, "N", af=1.0, a=22, V=194, F=10, E=1),
         _p("212", 2748, "N", R=1825),
-        _p("213", 3251, "N", A=25, ab=3, V=220, F=362),
+        _p("213", 3251, "N", A=25, a=3, V=220, F=362),
         _p("214", 2262, "L", V=256, F=1),
         _p("215", 3363, "N", A=3, V=164, F=1),
-        _p("217", 2208, "/", fp=260, N=244, V=162),
+        _p("217", 2208, "/", f=260, N=244, V=162),
         _p("219", 2154, "N", af=0.7, A=7, V=64, F=1),
         _p("220", 2048, "N", A=94),
         _p("221", 2427, "N", af=1.0, V=396),
-        _p("222", 2483, "N", af=0.2, A=208, jn=212, J=1),
-        _p("223", 2605, "N", A=72, ab=1, V=473, F=14, ea=16),
+        _p("222", 2483, "N", af=0.2, A=208, j=212, J=1),
+        _p("223", 2605, "N", A=72, a=1, V=473, F=14, e=16),
         _p("228", 2053, "N", noise=1.5, A=3, V=362),
         _p("230", 2256, "N", V=1),
         _p("231", 1571, "R", N=314, A=1),
-        _p("232", 1780, "R", A=1382, jn=1),
+        _p("232", 1780, "R", pause=(1.5, 2.6), A=1382, j=1),
         _p("233", 3079, "N", A=7, V=831, F=11),
         _p("234", 2753, "N", J=50, V=3),
     )
@@ -588,7 +593,7 @@ def simulate_record(
     comp = sinus_next & (prev == "V")  # full compensatory pause after a PVC
     rr[comp] = np.maximum(2.0 * base_rr[comp] - rr[np.flatnonzero(comp) - 1], base_rr[comp])
     reset = sinus_next & np.isin(prev, list(_SUPRAVENTRICULAR))
-    rr[reset] = base_rr[reset] * rng.uniform(1.0, 1.12, int(reset.sum()))
+    rr[reset] = base_rr[reset] * rng.uniform(*profile.pause, int(reset.sum()))
     t_beat = 0.3 + np.cumsum(rr) - rr[0]
     keep = t_beat < duration_s - 0.3
     kinds, rr, t_beat, af = kinds[keep], rr[keep], t_beat[keep], af[keep]

@@ -171,9 +171,10 @@ def segment_record(
         channels = [*channels, "rr_pre", "rr_post"]
 
     pos = beat_pos[keep]
-    windows = np.lib.stride_tricks.sliding_window_view(sig, width, axis=-1)  # (C, n-w+1, w)
     x = np.empty((len(pos), len(channels), width), dtype=np.float32)
-    x[:, : sig.shape[0]] = windows[:, pos - before].transpose(1, 0, 2)
+    if len(pos):
+        windows = np.lib.stride_tricks.sliding_window_view(sig, width, axis=-1)  # (C, n-w+1, w)
+        x[:, : sig.shape[0]] = windows[:, pos - before].transpose(1, 0, 2)
     for i, f in enumerate(feats):
         x[:, sig.shape[0] + i] = f[keep][:, None]
     return SegmentedRecord(record.name, x, labels[keep], channels, fs)

@@ -1,0 +1,142 @@
+"""`agentune run/list/dashboard` and the campaign runner behind them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feedback import FeedbackStore
+from search.campaign import CampaignError, load_goal
+from search.cli import EXIT_OK, EXIT_USAGE, main
+from search.runner import CampaignOptions, campaign_directory, searcher_constraints
+
+TINY_GOALS = """
+goals:
+  tiny:
+    description: two-minute test campaign that must escalate
+    experiment: mitbih_aami3_quick
+    overrides: ["trainer.epochs=1"]
+    metric: val/macro_f1
+    mode: max
+    budget: 9
+    max_concurrent: 2
+    space:
+      trainer.lr: {loguniform: [1.0e-3, 1.0e-2]}
+      model.width: {randint: [4, 8]}
+    # a gain of 1.0 in macro F1 never happens: every window is stagnant, so it escalates
+    escalation: {window: 2, min_delta: 1.0, patience: 1}
+    max_tier: 2
+    models: [cnn1d, resnet1d]
+    constraints:
+      num_params: {max: 200000}
+  both_bounds:
+    description: a constraint with both bounds
+    experiment: mitbih_aami3_quick
+    metric: val/macro_f1
+    mode: max
+    budget: 2
+    space:
+      trainer.lr: {loguniform: [1.0e-3, 1.0e-2]}
+    constraints:
+      num_params: {min: 10, max: 200000}
+"""
+
+
+@pytest.fixture
+def campaigns_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    (folder / "test.yaml").write_text(TINY_GOALS, encoding="utf-8")
+    monkeypatch.setenv("AGENTUNE_CAMPAIGNS_DIR", str(folder))
+    return folder
+
+
+def test_campaign_directories_are_fresh_and_resume_picks_the_newest(
+    campaigns_dir: Path, tmp_path: Path
+) -> None:
+    goal = load_goal("test:tiny")
+    options = CampaignOptions(storage=tmp_path / "store")
+    first = campaign_directory(goal, options)
+    assert first.parent == (tmp_path / "store" / "test-tiny").resolve()
+    (first / "history").mkdir(parents=True)
+    second = campaign_directory(goal, options)
+    assert second != first
+    (second / "history").mkdir(parents=True)
+    resumed = campaign_directory(goal, CampaignOptions(storage=tmp_path / "store", resume=True))
+    assert resumed == max(first, second)
+
+
+def test_resume_without_an_earlier_campaign_is_an_error(
+    campaigns_dir: Path, tmp_path: Path
+) -> None:
+    goal = load_goal("test:tiny")
+    with pytest.raises(CampaignError, match="no earlier campaign of test:tiny"):
+        campaign_directory(goal, CampaignOptions(storage=tmp_path, resume=True))
+
+
+def test_goal_constraints_map_to_searcher_constraints(campaigns_dir: Path) -> None:
+    assert searcher_constraints(load_goal("test:tiny")) == {"num_params": ("<=", 200000.0)}
+    with pytest.raises(CampaignError, match="give min or max, not both"):
+        searcher_constraints(load_goal("test:both_bounds"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "nofile:tiny"], "nofile"),
+        (["run", "test:nogoal"], "nogoal"),
+        (["run", "no-colon"], "file:goal"),
+        (["run", "test:tiny", "--budget", "0"], "--budget must be a positive"),
+        (["run", "test:tiny", "--resume", "--storage", "{tmp}"], "no earlier campaign"),
+        (["dashboard", "{tmp}/missing"], "does not exist"),
+        (["dashboard"], "needs CAMPAIGN_DIR"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    campaigns_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USAGE
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_list_prints_every_goal(campaigns_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[0] for line in lines) == ["test:both_bounds", "test:tiny"]
+
+
+def test_demo_dashboard_needs_no_training(tmp_path: Path) -> None:
+    out = tmp_path / "demo.html"
+    assert main(["dashboard", "--demo", str(out)]) == EXIT_OK
+    assert out.stat().st_size > 10_000 and "<svg" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_run_escalates_and_leaves_history_and_dashboard(
+    campaigns_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "runs"
+    assert main(["run", "test:tiny", "--storage", str(storage)]) == EXIT_OK
+    out = capsys.readouterr().out
+    trial_lines = [line for line in out.splitlines() if line.startswith("trial ")]
+    assert len(trial_lines) == 9
+    assert "dashboard: " in out and "history: " in out and "best config: " in out
+
+    (campaign_dir,) = (storage / "test-tiny").iterdir()
+    store = FeedbackStore(campaign_dir / "history")
+    runs = store.runs()
+    assert len(runs) == 9
+    assert {r.status for r in runs} <= {"completed", "infeasible"}
+    assert any(r.tier == 2 and r.model == "resnet1d" for r in runs), "never escalated"
+    assert store.events(kind="escalation")
+    assert store.curve(runs[0].run_id), "epoch curves are stored with the runs"
+    html = (campaign_dir / "dashboard.html").read_text(encoding="utf-8")
+    assert "escalation" in html and "resnet1d" in html
