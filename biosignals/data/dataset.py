@@ -99,6 +99,8 @@ class SignalDataset:
     def class_counts(self, split: str = "train") -> npt.NDArray[np.int64]:
         """Windows per class in `split` (classification only), shape (num_classes,)."""
         if self.task != "classification":
-            raise DatasetError(f"class_counts needs a classification dataset, {self.name} is a {self.task} dataset")
+            raise DatasetError(
+                f"class_counts needs a classification dataset, {self.name} is a {self.task} dataset"
+            )
         y = self.split(split).y.astype(np.int64)
         return np.bincount(y, minlength=len(self.class_names)).astype(np.int64)

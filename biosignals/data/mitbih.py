@@ -24,7 +24,8 @@ Pipeline, per record:
 Splits (de Chazal et al. 2004, the inter-patient protocol): test = DS2 records, train = DS1
 records minus a validation set of whole DS1 records. The validation records are drawn with
 `val_seed` among many random subsets of size ``round(val_fraction * len(DS1))``, preferring one
-that holds every class present in DS1 and whose class mix is closest to DS1's. Paced records
+that holds every class present in DS1, whose class mix is closest to DS1's and whose rare
+classes come from several patients (`select_validation_records`). Paced records
 (102, 104, 107, 217) are left out, as AAMI EC57 asks. `groups` holds the record name of each
 window, so no patient appears in two splits (records 201 and 202 are the same person in the
 real database; the standard split still puts them in DS1 and DS2).
@@ -36,8 +37,9 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,7 +55,7 @@ from biosignals.data.wfdb_io import EcgRecord, list_records, read_record
 
 logger = logging.getLogger(__name__)
 
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 """Bumped when the windows built from the same config change; part of the dataset cache key."""
 
 _LOCAL_RR_BEATS = 21  # beats in the centred window that defines the local RR
@@ -69,6 +71,7 @@ class SegmentedRecord:
         y: int64 class indices, shape (n_beats,).
         channels: channel names, length C (e.g. ["MLII", "rr_pre", "rr_post"]).
         fs: sampling rate of the windows in Hz.
+        symbol_counts: windows per beat symbol ("N", "L", "A", ...).
     """
 
     name: str
@@ -76,6 +79,7 @@ class SegmentedRecord:
     y: npt.NDArray[np.int64]
     channels: list[str]
     fs: float
+    symbol_counts: dict[str, int] = field(default_factory=dict)
 
 
 def _local_mean(values: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
@@ -177,7 +181,8 @@ def segment_record(
         x[:, : sig.shape[0]] = windows[:, pos - before].transpose(1, 0, 2)
     for i, f in enumerate(feats):
         x[:, sig.shape[0] + i] = f[keep][:, None]
-    return SegmentedRecord(record.name, x, labels[keep], channels, fs)
+    kept_symbols = Counter(s for s, k in zip(beat_syms, keep, strict=True) if k)
+    return SegmentedRecord(record.name, x, labels[keep], channels, fs, dict(kept_symbols))
 
 
 def _class_counts(seg: SegmentedRecord, n_classes: int) -> npt.NDArray[np.int64]:
@@ -189,9 +194,12 @@ def select_validation_records(
 ) -> list[str]:
     """Pick `n_val` whole records for validation out of `counts` (the training pool).
 
-    Among `n_draws` random subsets (seeded), keep the one with the lowest score: 1 per class
-    present in the pool but missing from the subset or from the rest, plus the L1 distance
-    between the subset's class mix and the pool's. Deterministic for a given seed.
+    Among `n_draws` random subsets (seeded), keep the one with the lowest score, the sum of:
+    1 per class present in the pool but missing from the subset or from the rest; the L1
+    distance between the subset's class mix and the pool's; and, per class, 1 / the effective
+    number of subset records holding it (inverse Simpson index), so that a rare class in
+    validation comes from several patients rather than one patient's quirks. Deterministic for
+    a given seed.
 
     Args:
         counts: record name -> windows per class, shape (num_classes,).
@@ -216,10 +224,14 @@ def select_validation_records(
     best_score, best_pick = np.inf, list(range(n_val))
     for _ in range(n_draws):
         pick = np.sort(rng.choice(len(names), size=n_val, replace=False))
-        val = table[pick].sum(axis=0)
+        sub = table[pick]  # (n_val, K)
+        val = sub.sum(axis=0)
         rest = total - val
         score = float(np.sum(present & (val == 0)) + np.sum(present & (rest == 0)))
         score += float(np.abs(val / max(val.sum(), 1.0) - pool_mix).sum())
+        held = val > 0
+        effective = val[held] ** 2 / (sub[:, held] ** 2).sum(axis=0)  # records per class
+        score += float((1.0 / effective).sum())
         if score < best_score:
             best_score, best_pick = score, pick.tolist()
     return [names[i] for i in best_pick]

@@ -270,3 +270,8 @@ def test_torch_threads_untouched(tmp_path: Path) -> None:
     before = torch.get_num_threads()
     train(make_cfg(tmp_path, epochs=1), dataset=tiny_dataset())
     assert torch.get_num_threads() == before
+
+
+def test_unset_model_target_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(TrainerError, match=r"model\._target_ is missing"):
+        train(make_cfg(tmp_path, {"_target_": "???"}), dataset=tiny_dataset())

@@ -540,7 +540,7 @@ def test_shipped_goal_loads_and_composes(spec: str) -> None:
 def test_quick_goals_fit_a_few_minutes_and_escalate(spec: str) -> None:
     goal = load_goal(spec, REPO / "campaigns", configs_dir=REPO / "configs")
     assert goal.experiment.endswith("_quick")
-    assert 8 <= goal.budget <= 14 and goal.max_concurrent == 2
+    assert 8 <= goal.budget <= 24 and goal.max_concurrent == 2
     assert goal.wall_time_min is not None and goal.wall_time_min < 10
     assert goal.resources.cpu * goal.max_concurrent <= 2 and goal.resources.gpu == 0
     assert goal.max_tier == 3 and goal.llm.model == "offline"

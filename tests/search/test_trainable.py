@@ -153,6 +153,7 @@ def test_generated_model_trains_on_a_worker_that_never_saw_its_file(tmp_path: Pa
         ray.shutdown()
     assert result.error is None
     final = result.metrics
+    assert final is not None
     assert final[FINAL_KEY] is True
     assert final["status"] == "completed"
     assert final["model"] == "travelled_seresnet"  # the generated module's name
