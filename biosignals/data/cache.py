@@ -115,11 +115,19 @@ def dataset_cache_key(cfg: DictConfig | Mapping[str, Any]) -> str:
     differ).
 
     Raises:
-        DatasetError: no ``_target_``, or one outside ``biosignals.``.
+        DatasetError: no ``_target_``, one outside ``biosignals.``, or a value JSON cannot
+            hold (NaN, objects).
     """
-    payload = json.dumps(
-        _key_payload(cfg), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
+    try:
+        payload = json.dumps(
+            _key_payload(cfg),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as e:
+        raise DatasetError(f"a dataset config must hold plain JSON values to be hashed: {e}") from e
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

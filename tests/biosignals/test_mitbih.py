@@ -93,6 +93,13 @@ def test_segment_record_options() -> None:
         segment_record(rec, n_leads=3)
 
 
+def test_segment_record_without_beats() -> None:
+    rec = EcgRecord("100", np.zeros((500, 1), np.float32), 360.0, ["V5"], np.array([5]), ["+"])
+    seg = segment_record(rec, rr_features=True, bandpass_hz=None)
+    assert seg.x.shape == (0, 3, 216) and seg.y.shape == (0,)
+    assert seg.channels == ["V5", "rr_pre", "rr_post"]  # no MLII: the first lead stands in
+
+
 def test_select_validation_records_is_seeded_and_class_aware() -> None:
     counts = {
         "a": np.array([1000, 0, 0]), "b": np.array([1000, 50, 0]), "c": np.array([900, 0, 80]),
@@ -160,8 +167,8 @@ def test_build_synthetic_generates_once(tmp_path: Path) -> None:
     ds = build_synthetic(**kwargs)  # type: ignore[arg-type]
     _assert_no_leakage(ds)
     assert ds.name == "mitbih_synth/aami3" and ds.meta["generator"]["duration_s"] == 60.0  # type: ignore[index]
-    record_dirs = list((tmp_path / "records").iterdir())
-    assert len([d for d in record_dirs if d.is_dir()]) == 1
+    record_dirs = [d for d in (tmp_path / "records").iterdir() if d.is_dir()]
+    assert len(record_dirs) == 1 and (record_dirs[0] / "generator.json").is_file()
     stamp = (record_dirs[0] / "100.dat").stat().st_mtime_ns
     ds2 = build_synthetic(**kwargs)  # type: ignore[arg-type]
     assert (record_dirs[0] / "100.dat").stat().st_mtime_ns == stamp  # not regenerated
