@@ -27,9 +27,30 @@ EXIT_USAGE = 2
 
 
 def _train(hydra_args: Sequence[str]) -> int:
-    """Forward the arguments to the Hydra entry point, which owns parsing and `--help`."""
+    """Check the overrides, then hand them to the Hydra entry point (which owns `--help`).
+
+    A config that does not compose (an unknown key, a missing group option) is a usage error:
+    Hydra's first message line on stderr and exit 2, before anything trains.
+    """
     from biosignals.train import main_from_argv
 
+    if not any(arg.startswith("-") for arg in hydra_args):  # flags (--help, -m) are Hydra's
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        from biosignals.train import config_dir
+
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                compose("config", overrides=list(hydra_args))
+        except (HydraException, OmegaConfBaseException) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(first_line) from e
+        finally:
+            GlobalHydra.instance().clear()
     return main_from_argv(hydra_args)
 
 
@@ -185,7 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args_list and args_list[0] == "train":
-        return _train(args_list[1:])
+        try:
+            return _train(args_list[1:])
+        except UsageError as exc:
+            print(f"agentune train: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:

@@ -91,6 +91,8 @@ def test_goal_constraints_map_to_searcher_constraints(campaigns_dir: Path) -> No
         (["run", "test:tiny", "--resume", "--storage", "{tmp}"], "no earlier campaign"),
         (["dashboard", "{tmp}/missing"], "does not exist"),
         (["dashboard"], "needs CAMPAIGN_DIR"),
+        (["train", "trainer.lrr=1"], "Could not override 'trainer.lrr'"),
+        (["train", "model=transformer"], "Could not find 'model/transformer'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
