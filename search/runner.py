@@ -299,6 +299,7 @@ def run_campaign(
                     max_concurrent_trials=goal.max_concurrent,
                     time_budget_s=goal.wall_time_s,
                     reuse_actors=False,
+                    trial_dirname_creator=trial_dirname,
                 ),
                 run_config=tune.RunConfig(
                     name="experiment",
@@ -315,7 +316,12 @@ def run_campaign(
             import ray
 
             ray.shutdown()
-    return _finish(goal, campaign, campaign_dir, store, t0, write_dashboard)
+    return _finish(goal, campaign, campaign_dir, store, t0, budget, write_dashboard)
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folder names: Tune's default repeats the whole config, generated code too."""
+    return f"trial_{trial.trial_id}"
 
 
 def _finish(
@@ -324,17 +330,23 @@ def _finish(
     campaign_dir: Path,
     store: FeedbackStore,
     t0: float,
+    budget: int,
     write_dashboard: Callable[..., Path],
 ) -> CampaignResult:
     records = store.runs(campaign=campaign)
     counts: dict[str, int] = {}
     for record in records:
         counts[record.status] = counts.get(record.status, 0) + 1
-    stops = [e for e in store.events(campaign=campaign, kind="recommendation")]
-    stop_reason = next(
-        (e.message for e in reversed(stops) if e.data.get("action") == "stop"),
-        "trial budget or wall-time budget reached",
-    )
+    duration = time.perf_counter() - t0
+    stops = store.events(campaign=campaign, kind="recommendation")
+    stop_reason = next((e.message for e in reversed(stops) if e.data.get("action") == "stop"), "")
+    if not stop_reason:
+        if len(records) >= budget:
+            stop_reason = f"trial budget reached ({budget} trials)"
+        elif goal.wall_time_s is not None and duration >= goal.wall_time_s:
+            stop_reason = f"wall-time budget reached ({goal.wall_time_min:g} min)"
+        else:
+            stop_reason = "interrupted before the budget was spent; continue with --resume"
     dashboard = write_dashboard(campaign_dir, campaign=campaign)
     return CampaignResult(
         campaign=campaign,
@@ -345,7 +357,7 @@ def _finish(
         n_runs=len(records),
         counts=counts,
         stop_reason=stop_reason,
-        duration_s=time.perf_counter() - t0,
+        duration_s=duration,
     )
 
 
