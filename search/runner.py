@@ -6,7 +6,7 @@
    one of that goal) holding `history/` (the Parquet `FeedbackStore`), `ray/` (Tune's
    experiment) and `dashboard.html`.
 2. Joins the cluster in `RAY_ADDRESS` (as under `ray job submit`), or starts an embedded Ray
-   bound to 127.0.0.1 sized to this machine.
+   on this machine (node address 127.0.0.1) sized to its CPUs.
 3. Builds the experiment's dataset once (through the on-disk cache) and hands it to every trial
    through Ray's object store.
 4. Runs Tune with an `AgentSearcher` (per-arm Optuna, escalation through the proposer) for
@@ -166,7 +166,11 @@ def build_proposer(
 
 
 def _init_ray(num_cpus: int | None = None) -> bool:
-    """Join `RAY_ADDRESS` or start an embedded Ray on loopback; True when we started it."""
+    """Join `RAY_ADDRESS` or start an embedded Ray (node address 127.0.0.1, no dashboard).
+
+    Returns:
+        True when this call started Ray (the caller shuts it down), False when it joined one.
+    """
     import ray
 
     if ray.is_initialized():
