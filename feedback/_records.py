@@ -147,6 +147,29 @@ def _parse_time(value: object) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def _dataclass_row(
+    obj: Any, json_fields: tuple[str, ...], write_seq: int, schema_version: int
+) -> dict[str, Any]:
+    """A stored row of a record dataclass: its fields, `json_fields` as JSON text, bookkeeping."""
+    row = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    for name in json_fields:
+        row[name] = _json_object(name, getattr(obj, name))
+    row["write_seq"] = write_seq
+    row["schema_version"] = schema_version
+    return row
+
+
+def _dataclass_kwargs(
+    cls: type, row: Mapping[str, Any], json_fields: tuple[str, ...]
+) -> dict[str, Any]:
+    """Constructor arguments of `cls` from a stored row (the inverse of `_dataclass_row`)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in row.items() if k in names}
+    for name in json_fields:
+        kwargs[name] = json.loads(row[name])
+    return kwargs
+
+
 @dataclass(kw_only=True)
 class RunRecord:
     """One trial of a campaign, as the feedback store keeps it.
@@ -281,19 +304,11 @@ class RunRecord:
         return out
 
     def _to_row(self, write_seq: int, schema_version: int) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        row["params"] = _json_object("params", self.params)
-        row["test_metrics"] = _json_object("test_metrics", self.test_metrics)
-        row["write_seq"] = write_seq
-        row["schema_version"] = schema_version
-        return row
+        return _dataclass_row(self, ("params", "test_metrics"), write_seq, schema_version)
 
     @classmethod
     def _from_row(cls, row: Mapping[str, Any]) -> RunRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in row.items() if k in names}
-        kwargs["params"] = json.loads(row["params"])
-        kwargs["test_metrics"] = json.loads(row["test_metrics"])
+        kwargs = _dataclass_kwargs(cls, row, ("params", "test_metrics"))
         kwargs["overrides"] = list(row["overrides"] or [])
         return cls(**kwargs)
 
@@ -634,15 +649,8 @@ class Event:
         _json_object("data", self.data)
 
     def _to_row(self, write_seq: int, schema_version: int) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        row["data"] = _json_object("data", self.data)
-        row["write_seq"] = write_seq
-        row["schema_version"] = schema_version
-        return row
+        return _dataclass_row(self, ("data",), write_seq, schema_version)
 
     @classmethod
     def _from_row(cls, row: Mapping[str, Any]) -> Event:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in row.items() if k in names}
-        kwargs["data"] = json.loads(row["data"])
-        return cls(**kwargs)
+        return cls(**_dataclass_kwargs(cls, row, ("data",)))
