@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from biosignals.data.dataset import SignalDataset, Split
-from biosignals.train import config_dir
+from biosignals.train import compose_config
 from biosignals.trainer import train
 
 
@@ -165,8 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         *args.override,
     ]
     overrides.insert(0, "~dataset" if args.synthetic else f"dataset={args.dataset}")
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_config(overrides)
 
     report: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "model": args.model}
     if args.synthetic:

@@ -28,13 +28,42 @@ CONFIG_DIR_ENV = "AGENTUNE_CONFIG_DIR"
 def config_dir() -> Path:
     """Absolute path of the Hydra config directory (env AGENTUNE_CONFIG_DIR overrides).
 
-    For `hydra.initialize_config_dir(config_dir=str(config_dir()), version_base="1.3")`.
+    For `hydra.initialize_config_dir(config_dir=str(config_dir()), version_base="1.3")`, or
+    use `compose_config`.
     `main` reads the same directory, fixed when this module is imported.
     """
     override = os.environ.get(CONFIG_DIR_ENV)
     if override:
         return Path(override).expanduser().resolve()
     return (Path(__file__).resolve().parent.parent / "configs").resolve()
+
+
+def compose_config(
+    overrides: Sequence[str] = (), config_directory: str | Path | None = None
+) -> DictConfig:
+    """Compose `config.yaml` with Hydra overrides outside a Hydra app.
+
+    For code that needs the config without a command line: Ray trials, the campaign driver,
+    the CLI's override check, benchmarks. Hydra's global state is cleared before and after.
+
+    Args:
+        overrides: Hydra override strings (`experiment=mitbih_aami3_quick`, `trainer.lr=1e-3`).
+        config_directory: the config folder; default `config_dir()`.
+
+    Raises:
+        hydra.errors.HydraException, omegaconf.errors.OmegaConfBaseException: the overrides do
+            not compose (unknown key, missing group option), with Hydra's message.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    directory = str(config_directory or config_dir())
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=directory, version_base="1.3"):
+            return compose("config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def format_summary(summary: TrainSummary) -> str:

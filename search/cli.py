@@ -35,22 +35,16 @@ def _train(hydra_args: Sequence[str]) -> int:
     from biosignals.train import main_from_argv
 
     if not any(arg.startswith("-") for arg in hydra_args):  # flags (--help, -m) are Hydra's
-        from hydra import compose, initialize_config_dir
-        from hydra.core.global_hydra import GlobalHydra
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
-        from biosignals.train import config_dir
+        from biosignals.train import compose_config
 
-        GlobalHydra.instance().clear()
         try:
-            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-                compose("config", overrides=list(hydra_args))
+            compose_config(hydra_args)
         except (HydraException, OmegaConfBaseException) as e:
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(first_line) from e
-        finally:
-            GlobalHydra.instance().clear()
     return main_from_argv(hydra_args)
 
 

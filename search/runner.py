@@ -204,14 +204,10 @@ def _quiet_libraries() -> None:
 
 def load_campaign_dataset(goal: CampaignGoal) -> Any:
     """Compose the goal's experiment once on the driver and load its dataset (cached on disk)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from biosignals.data.cache import load_dataset
+    from biosignals.train import compose_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(default_configs_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={goal.experiment}", *goal.overrides])
+    cfg = compose_config([f"experiment={goal.experiment}", *goal.overrides], default_configs_dir())
     return load_dataset(cfg.dataset, cfg.paths.cache_dir)
 
 

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ class TrialSpec:
             a shared filesystem read the same files).
         metric: the campaign's metric, reported under this name.
         mode: "min" or "max".
-        campaign: campaign name, for logs.
+        campaign: campaign name, for the trial's log line.
         cache_dir: dataset cache directory, used only when no dataset was shipped.
     """
 
@@ -69,7 +69,6 @@ class TrialSpec:
     mode: str
     campaign: str = ""
     cache_dir: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def trial_overrides(spec: TrialSpec, config: Mapping[str, Any]) -> list[str]:
@@ -128,13 +127,11 @@ def install_generated_module(module_name: str, source: str) -> types.ModuleType:
 
 def compose_trial_config(spec: TrialSpec, overrides: Sequence[str], run_dir: Path) -> Any:
     """Compose the trial's Hydra config and point its `run_dir` at `run_dir`."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=spec.config_dir, version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
+    from biosignals.train import compose_config
+
+    cfg = compose_config(overrides, spec.config_dir)
     with open_dict(cfg):
         cfg.run_dir = str(run_dir)
         if spec.cache_dir is not None:
@@ -158,6 +155,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
             )
         install_generated_module(module_name, source)
 
+    logger.info("campaign %s: training with %s", spec.campaign or "-", " ".join(overrides))
     trial_dir = Path(tune.get_context().get_trial_dir() or tempfile.mkdtemp())
     run_dir = trial_dir / "run"
     cfg = compose_trial_config(spec, overrides, run_dir)
