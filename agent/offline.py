@@ -21,7 +21,6 @@ a scripted one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -181,16 +180,13 @@ class OfflineProposer:
         kernel_size = (7, 9, 5)[variant % 3]
         width = self.tier3_width * (1 + variant // 3)
         source = generated_model_source(width=width, stages=3, kernel_size=kernel_size)
-        digest = hashlib.sha256(source.encode()).hexdigest()[:8]
-        module = f"offline_seresnet_{digest}"
         return [
             Proposal(
                 name=f"seresnet-k{kernel_size}-w{width}",
                 tier=3,
-                overrides=[
-                    "model=generated",
-                    f"model._target_=generated_models.{module}.SEResNet1D",
-                ],
+                # no model= override: the safety layer registers the code (static check and
+                # sandboxed smoke test) as a generated model and selects it
+                overrides=[],
                 params=_shared_params(best),
                 drop_params=[k for k in context.space if k.startswith("model.")],
                 model_source=source,

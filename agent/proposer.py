@@ -12,8 +12,11 @@ Call order and ownership:
        any `AgentError` (or any other exception): the searcher records an agent-failure event in
        the feedback store and keeps tuning with Optuna.
     3. The searcher validates each proposal (tier within the campaign's `max_tier`, overrides are
-       strings, tier 3 carries `model_source`, the space converts) and turns the valid ones into
-       arms; invalid ones are written to the store as rejected-proposal events.
+       strings, tier 3 carries `model_source`, the space converts), then passes it through the
+       safety layer's proposal check (`agent.safety.ProposalCheck`: the override policy, the
+       model-code check, and in a campaign the composed, target-checked trial config) on the
+       background thread, and turns the accepted ones into arms; refused ones are written to
+       the store as `agent_failure` events with the reason.
 
 Picklability: the searcher is pickled by Ray Tune (at `Tuner` construction and at every
 experiment checkpoint), and the proposer travels with it. A proposer must therefore be
@@ -78,7 +81,11 @@ class Proposal:
             `model.width` the new model does not have). Paths fixed by `overrides` are
             dropped automatically.
         model_source: Python source of a generated model (tier 3 only); it travels with every
-            trial of the arm in the suggested config.
+            trial of the arm in the suggested config, and the worker validates it again.
+        model_config: the registered generated model's config (`_target_` plus its
+            hyperparameters; tier 3 only). Filled in by the safety layer's proposal check from
+            the registration; it travels with the trials so a worker without the driver's
+            `configs/` can compose the model.
         model: short model name for bookkeeping (`"resnet1d"`); defaults to the value of a
             `model=` override when there is one.
         rationale: why the agent proposes it; shown in the dashboard and approval prompts.
@@ -96,6 +103,7 @@ class Proposal:
     space: Mapping[str, Any] | None = None
     drop_params: Sequence[str] = ()
     model_source: str | None = None
+    model_config: Mapping[str, Any] | None = None
     model: str | None = None
     rationale: str = ""
     origin: ProposalOrigin = "agent"

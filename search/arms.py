@@ -50,6 +50,7 @@ class Arm:
         overrides: Hydra override strings fixed for every trial of the arm.
         space: flat parameter name -> Optuna distribution tuned inside the arm.
         model_source: generated model code (tier 3), shipped in every suggested config.
+        model_config: the generated model's registered config (tier 3), shipped likewise.
         origin: who created the arm.
         model: short model name, when known (from a `model=` override by default).
         proposal_id: id of the proposal that created it, or None.
@@ -76,6 +77,7 @@ class Arm:
     study: optuna.Study
     seed: int | None
     model_source: str | None = None
+    model_config: dict[str, Any] | None = None
     origin: ArmOrigin = "campaign"
     model: str | None = None
     proposal_id: str | None = None
@@ -194,6 +196,7 @@ class ArmRegistry:
         overrides: Sequence[str],
         space: Mapping[str, BaseDistribution],
         model_source: str | None = None,
+        model_config: Mapping[str, Any] | None = None,
         origin: ArmOrigin = "campaign",
         model: str | None = None,
         proposal_id: str | None = None,
@@ -226,6 +229,7 @@ class ArmRegistry:
             study=study,
             seed=seed,
             model_source=model_source,
+            model_config=dict(model_config) if model_config else None,
             origin=origin,
             model=model or model_from_overrides(overrides),
             proposal_id=proposal_id,

@@ -5,8 +5,10 @@ Subcommands:
     list        list the campaign goals.
     train       one training run of the biosignals workload (Hydra overrides follow).
     dashboard   regenerate a campaign's HTML dashboard, or draw a demo one.
+    check-model run the safety layer's checks on a model file (`agentune check-model net.py`).
 
-Exit codes: 0 success, 1 a run that failed, 2 bad input (a one-line reason on stderr).
+Exit codes: 0 success, 1 a run that failed (check-model: the model was rejected, every
+reason on stderr), 2 bad input (a one-line reason on stderr).
 """
 
 from __future__ import annotations
@@ -150,6 +152,41 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.best is not None else EXIT_FAILED
 
 
+def _check_model(args: argparse.Namespace) -> int:
+    """Static check, then the sandboxed smoke test; never imports the file in this process."""
+    from agent.safety.model_check import check_model_file
+
+    if args.class_name is not None and not args.class_name.isidentifier():
+        raise UsageError(f"--class must be a Python class name, got {args.class_name!r}")
+    dims = {
+        "in_channels": args.in_channels,
+        "input_length": args.input_length,
+        "num_classes": args.num_classes,
+    }
+    for flag, value in dims.items():
+        if value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    path = Path(args.file)
+    try:
+        verdict = check_model_file(path, class_name=args.class_name, dims=dims)
+    except OSError as e:
+        raise UsageError(
+            f"cannot read {path}: {e.strerror or e}; pass the path of a Python file"
+        ) from e
+    shape = f"(2, {dims['in_channels']}, {dims['input_length']})"
+    if verdict.accepted:
+        print(
+            f"accepted: {path}: class {verdict.class_name}, {verdict.num_params:,} parameters, "
+            f"output {verdict.output_shape} for input {shape}"
+        )
+        return EXIT_OK
+    stage = "static check" if verdict.stage == "static" else f"smoke test on input {shape}"
+    print(f"rejected: {path} ({stage}, {len(verdict.reasons)} reasons)", file=sys.stderr)
+    for reason in verdict.reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def _list() -> int:
     from search.campaign import list_goals
 
@@ -183,6 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue this goal's newest campaign")
     run.add_argument("--storage", help="folder for campaign directories (default ./agentune_runs)")
     sub.add_parser("list", help="list the campaign goals")
+    check = sub.add_parser(
+        "check-model",
+        help="check model code with the safety layer (static check + sandboxed smoke test)",
+        description="Exit 0: accepted; 1: rejected (every reason on stderr); 2: usage error.",
+    )
+    check.add_argument("file", help="the Python file (it is never imported by this process)")
+    check.add_argument("--class", dest="class_name", help="the class to build (default: the "
+                       "last class taking in_channels, input_length, num_classes)")  # fmt: skip
+    from agent.safety.policy import DEFAULT_SMOKE_DIMS
+
+    for key, default in DEFAULT_SMOKE_DIMS.items():
+        flag = key.replace("_", "-")
+        check.add_argument(
+            f"--{flag}", type=int, default=default, help=f"smoke-test {key} (default {default})"
+        )
     dash = sub.add_parser("dashboard", help="write a campaign's standalone HTML dashboard")
     dash.add_argument("campaign_dir", nargs="?", help="folder a campaign wrote (holds history/)")
     dash.add_argument("--out", help="where to write the HTML (default CAMPAIGN_DIR/dashboard.html)")
@@ -214,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "list":
             return _list()
+        if args.command == "check-model":
+            return _check_model(args)
     except UsageError as exc:
         print(f"agentune {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,7 +9,8 @@
    on this machine (node address 127.0.0.1) sized to its CPUs.
 3. Builds the experiment's dataset once (through the on-disk cache) and hands it to every trial
    through Ray's object store.
-4. Runs Tune with an `AgentSearcher` (per-arm Optuna, escalation through the proposer) for
+4. Runs Tune with an `AgentSearcher` (per-arm Optuna, escalation through the proposer, every
+   proposal through the safety layer's `ProposalCheck` for this campaign's config) for
    `budget` trials, `max_concurrent` at a time, within the goal's wall-time budget, printing
    one line per finished trial.
 5. Writes the dashboard and returns a `CampaignResult` (best run, paths).
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ray.tune import Callback
 
+from agent.safety.proposals import ProposalCheck
 from search.campaign import CampaignError, CampaignGoal, default_configs_dir
 from search.searcher import AgentSearcher, Constraint
 from search.trainable import TrialSpec, make_trainable
@@ -270,6 +272,17 @@ def run_campaign(
             campaign=campaign,
         )
         trainable = tune.with_resources(make_trainable(spec, dataset), goal.resources.as_ray())
+        proposal_check = ProposalCheck(
+            config_dir=spec.config_dir,
+            experiment=goal.experiment,
+            base_overrides=tuple(goal.overrides),
+            space_keys=tuple(goal.tune_space()),
+            smoke_dims={
+                "in_channels": dataset.in_channels,
+                "input_length": dataset.input_length,
+                "num_classes": dataset.num_outputs,
+            },
+        )
         searcher = AgentSearcher(
             space=goal.tune_space(),
             metric=goal.metric,
@@ -282,6 +295,7 @@ def run_campaign(
             max_tier=goal.max_tier,
             constraints=constraints,
             signal_thresholds=thresholds,
+            proposal_check=proposal_check,
         )
         reporter = _RunReporter(store, campaign, on_run)
         ray_dir = campaign_dir / "ray"

@@ -25,7 +25,14 @@ from optuna.trial import TrialState
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.search import Searcher
 
-from agent.proposer import Proposal, ProposalContext, Proposer
+from agent.proposer import (
+    Proposal,
+    ProposalContext,
+    ProposalError,
+    Proposer,
+    model_from_overrides,
+)
+from agent.safety.proposals import ProposalCheck
 from search.arms import BASE_ARM, Arm, ArmRegistry
 from search.escalation import EscalationDecision, EscalationPolicy
 from search.space import (
@@ -111,14 +118,25 @@ class _Outcome:
     constraints: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Batch:
+    """What one proposer call produced: checked proposals and the refused ones with reasons."""
+
+    accepted: list[Proposal] = field(default_factory=list)
+    refused: list[tuple[Any, str]] = field(default_factory=list)
+
+
 def _run_proposer(
     proposer: Proposer,
     context: ProposalContext,
     n: int,
     store: FeedbackStore | None,
     history_chars: int,
-) -> list[Proposal]:
-    """Worker-thread body: add the store's history to the context, then call the proposer."""
+    check: Callable[[Any], Proposal],
+) -> _Batch:
+    """Worker-thread body: add the store's history to the context, call the proposer, and
+    put each of its first `n` proposals through `check` (the proposal contract and the safety
+    layer), here rather than in `suggest()`: a tier-3 check runs a sandboxed smoke test."""
     if store is not None and context.campaign:
         try:
             # A reader of its own: the searcher's store object is not shared across threads.
@@ -128,17 +146,26 @@ def _run_proposer(
             )
         except (OSError, ValueError) as e:  # a broken store must not cost the proposal
             logger.warning("Could not read the campaign history for the agent: %s", e)
-    return list(proposer.propose(context, n))
+    proposals = list(proposer.propose(context, n))
+    if len(proposals) > n:
+        logger.info("The proposer returned %d proposals; using the first %d.", len(proposals), n)
+    batch = _Batch()
+    for proposal in proposals[:n]:
+        try:
+            batch.accepted.append(check(proposal))
+        except ValueError as e:  # ProposalError, SafetyError, SearchSpaceError
+            batch.refused.append((proposal, str(e)))
+    return batch
 
 
-def _start_worker(fn: Callable[..., list[Proposal]], *args: Any) -> Future[list[Proposal]]:
+def _start_worker(fn: Callable[..., _Batch], *args: Any) -> Future[_Batch]:
     """Run `fn(*args)` on a new daemon thread; its outcome lands in the returned future.
 
     One request runs at a time (the escalation policy waits for the previous one), so this is
     the searcher's single worker. A daemon thread, unlike a `ThreadPoolExecutor` worker, does
     not hold up interpreter exit while an LLM call is still running.
     """
-    future: Future[list[Proposal]] = Future()
+    future: Future[_Batch] = Future()
 
     def run() -> None:
         if not future.set_running_or_notify_cancel():
@@ -209,6 +236,7 @@ class AgentSearcher(Searcher):
          "overrides": ["model=resnet1d", "model.width=64"],  # fixed by the arm
          "model": "resnet1d",            # or None
          "model_source": None,           # generated model code (tier 3)
+         "model_config": None,           # its registered config (tier 3)
          "proposal_id": "3f2a..."}       # or None
 
     A trainable turns it into Hydra overrides: ``overrides + [f"{k}={v}" for k, v in params]``.
@@ -273,6 +301,11 @@ class AgentSearcher(Searcher):
         tpe_kwargs: extra `TPESampler` arguments (e.g. `{"n_startup_trials": 5}`).
         annotate: force the reserved config entry on (True) or off (False); None: on in
             campaign mode.
+        proposal_check: the safety layer's check every proposal passes before it becomes an
+            arm (a picklable callable returning the checked proposal or raising a
+            `ValueError` with the reason); default `agent.safety.ProposalCheck()`, the
+            structural checks (override policy, model-code check). `agentune run` passes one
+            that also composes and target-checks the campaign's trial config.
 
     Raises:
         ValueError: invalid mode, thresholds or constraint operators.
@@ -305,6 +338,7 @@ class AgentSearcher(Searcher):
         history_chars: int = 4000,
         tpe_kwargs: Mapping[str, Any] | None = None,
         annotate: bool | None = None,
+        proposal_check: Callable[[Proposal], Proposal] | None = None,
     ) -> None:
         if metric is not None and not isinstance(metric, str):
             raise TypeError(
@@ -347,6 +381,7 @@ class AgentSearcher(Searcher):
         self._recommender = recommender
         self._history_chars = history_chars
         self._tpe_kwargs = dict(tpe_kwargs or {})
+        self._proposal_check: Callable[[Proposal], Proposal] = proposal_check or ProposalCheck()
 
         self._registry: ArmRegistry | None = None
         self._pending: dict[str, _Pending] = {}
@@ -363,9 +398,10 @@ class AgentSearcher(Searcher):
         self._n_suggested = 0
         self._peak_pending = 0
         self._max_concurrent: int | None = None
-        self._held: list[Proposal] = []  # proposals waiting for the searcher to be set up
+        # proposals waiting for the searcher to be set up, with whether they were checked
+        self._held: list[tuple[Proposal, bool]] = []
         # Handles rebuilt lazily (dropped by __getstate__).
-        self._future: Future[list[Proposal]] | None = None
+        self._future: Future[_Batch] | None = None
         self._inbox: queue.SimpleQueue[Proposal] | None = None
         self._proposer_snapshot: bytes | None = None  # the proposer as pickled at submit time
         if self._base_space is not None and self._metric_and_mode_known():
@@ -420,7 +456,7 @@ class AgentSearcher(Searcher):
                     break
             for p in drained:
                 inbox.put(p)
-            held.extend(drained)
+            held.extend((p, False) for p in drained)
         state["_held"] = held
         state["_inbox"] = None
         store = self._store
@@ -620,6 +656,7 @@ class AgentSearcher(Searcher):
                 "overrides": list(arm.overrides),
                 "model": arm.model,
                 "model_source": arm.model_source,
+                "model_config": arm.model_config,
                 "proposal_id": arm.proposal_id,
             }
         return config
@@ -992,10 +1029,14 @@ class AgentSearcher(Searcher):
         space: Mapping[str, Any] | None = None,
         drop_params: Sequence[str] = (),
         model_source: str | None = None,
+        model_config: Mapping[str, Any] | None = None,
         model: str | None = None,
         origin: str = "human",
     ) -> Arm:
         """Add an arm directly (warm-starting a campaign's earlier arms, tests, CLI).
+
+        The arm is trusted as given: no proposal check runs (use `submit_proposal` for
+        anything an agent or a user typed).
 
         Raises:
             RuntimeError: no space, metric or mode is known yet.
@@ -1011,6 +1052,7 @@ class AgentSearcher(Searcher):
                 self._base_space, space, [*drop_params, *self._fixed_keys(overrides)]
             ),
             model_source=model_source,
+            model_config=dict(model_config) if model_config else None,
             model=model,
             origin="agent" if origin == "agent" else "human",
         )
@@ -1033,7 +1075,7 @@ class AgentSearcher(Searcher):
             self._future = None
             request, self._request = self._request, None
             try:
-                proposals = future.result()
+                batch = future.result()
             except Exception as e:  # the proposer is untrusted code: any failure is recorded
                 logger.warning(
                     "The proposer failed (%s: %s); tuning continues.", type(e).__name__, e
@@ -1044,41 +1086,74 @@ class AgentSearcher(Searcher):
                     tier=request.tier if request else None,
                     data={"error_type": type(e).__name__},
                 )
-                proposals = []
-            n = request.n if request else self._proposals_per_request
-            if len(proposals) > n:
-                logger.info(
-                    "The proposer returned %d proposals; using the first %d.", len(proposals), n
-                )
-            self._held.extend(proposals[:n])
+                batch = _Batch()
+            for proposal, reason in batch.refused:
+                self._refuse(proposal, reason)
+            self._held.extend((p, True) for p in batch.accepted)
             self._results_at_request = self._n_results
         if self._inbox is not None:
             while True:
                 try:
-                    self._held.append(self._inbox.get_nowait())
+                    self._held.append((self._inbox.get_nowait(), False))
                 except queue.Empty:
                     break
         if self._held and self._registry is not None:
             held, self._held = self._held, []
-            for proposal in held:
-                self._apply(proposal)
+            for proposal, checked in held:
+                self._apply(proposal, checked=checked)
 
     def _fixed_keys(self, overrides: Iterable[str]) -> list[str]:
         return [k for k in (_override_key(o) for o in overrides) if k]
 
-    def _apply(self, proposal: Any) -> Arm | None:
-        """Validate a proposal and add it as an arm; invalid ones become agent_failure events."""
-        registry = self._registry
-        assert registry is not None and self._base_space is not None
+    def _check(self, proposal: Any) -> Proposal:
+        """The proposal contract, the space conversion and the safety layer's check, in order.
+
+        Runs on the proposer's worker thread for the agent's proposals (it reads only settings
+        fixed at construction) and inside `_apply` for proposals submitted from outside.
+
+        Raises:
+            ValueError: a `ProposalError`/`SafetyError`/`SearchSpaceError` naming the rule.
+        """
         problem = self._validate(proposal)
         if problem is not None:
-            logger.warning("Proposal rejected: %s", problem)
-            self._event(
-                "agent_failure",
-                f"invalid proposal: {problem}",
-                data={"proposal_id": getattr(proposal, "proposal_id", None)},
-            )
-            return None
+            raise ProposalError(f"invalid proposal: {problem}")
+        p: Proposal = proposal
+        if p.space:
+            try:
+                p = replace(p, space=convert_search_space(p.space))
+            except SearchSpaceError as e:
+                raise ProposalError(f"invalid proposal space: {e}") from e
+        return self._proposal_check(p)
+
+    def _refuse(self, proposal: Any, reason: str) -> None:
+        """Log and record a refused proposal (an ``agent_failure`` event with the reason)."""
+        name = getattr(proposal, "name", None)
+        logger.warning("Proposal %r refused: %s", name, reason)
+        self._event(
+            "agent_failure",
+            f"proposal {name!r} refused: {reason}",
+            tier=getattr(proposal, "tier", None)
+            if getattr(proposal, "tier", None) in (2, 3)
+            else None,
+            data={
+                "proposal_id": getattr(proposal, "proposal_id", None),
+                "name": name if isinstance(name, str) else None,
+                "reason": reason,
+                "check": "proposal",
+            },
+        )
+
+    def _apply(self, proposal: Any, *, checked: bool = False) -> Arm | None:
+        """Check a proposal (unless the worker thread did) and add it as an arm; a refused one
+        becomes an ``agent_failure`` event with the reason."""
+        registry = self._registry
+        assert registry is not None and self._base_space is not None
+        if not checked:
+            try:
+                proposal = self._check(proposal)
+            except ValueError as e:
+                self._refuse(proposal, str(e))
+                return None
         p: Proposal = proposal
         if p.approval == "rejected":
             logger.info("Skipping proposal %r: its approval was rejected.", p.name)
@@ -1099,9 +1174,7 @@ class AgentSearcher(Searcher):
                 self._base_space, p.space, [*p.drop_params, *self._fixed_keys(p.overrides)]
             )
         except SearchSpaceError as e:
-            self._event(
-                "agent_failure", f"invalid proposal space: {e}", data={"proposal_id": p.proposal_id}
-            )
+            self._refuse(p, f"invalid proposal space: {e}")
             return None
         arm = registry.add(
             p.name,
@@ -1109,6 +1182,7 @@ class AgentSearcher(Searcher):
             overrides=p.overrides,
             space=space,
             model_source=p.model_source,
+            model_config=dict(p.model_config) if p.model_config else None,
             origin=p.origin,
             model=p.model_name(),
             proposal_id=p.proposal_id,
@@ -1147,8 +1221,16 @@ class AgentSearcher(Searcher):
         bad = [o for o in p.overrides if _override_key(o) is None and not o.startswith("~")]
         if bad:
             return f"overrides must look like key=value, got {bad!r}"
-        if p.tier == 3 and not (isinstance(p.model_source, str) and p.model_source.strip()):
-            return "a tier-3 proposal needs model_source (the generated model's code)"
+        has_source = isinstance(p.model_source, str) and bool(p.model_source.strip())
+        if (
+            p.tier == 3
+            and not has_source
+            and (p.model_source is not None or model_from_overrides(p.overrides) is None)
+        ):
+            return (
+                "a tier-3 proposal needs model_source (the generated model's code) or "
+                "model=<a registered generated model>"
+            )
         if p.tier == 2 and p.model_source is not None:
             return "a tier-2 proposal cannot carry model_source; use tier 3"
         if not p.overrides and p.model_source is None:
@@ -1286,7 +1368,7 @@ class AgentSearcher(Searcher):
             )
             self._proposer_snapshot = None
         self._future = _start_worker(
-            _run_proposer, proposer, context, n, self._store, self._history_chars
+            _run_proposer, proposer, context, n, self._store, self._history_chars, self._check
         )
         self._request = _Request(decision.tier, decision.reasons, time.time(), n)
         self._requests_made += 1

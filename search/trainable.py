@@ -8,11 +8,16 @@ One trial:
     1. Turns the suggested config into Hydra overrides: the experiment, the goal's fixed
        overrides, the arm's overrides (``config["agentune"]["overrides"]``) and the sampled
        parameters (``trainer.lr=0.003``).
-    2. Installs a tier-3 model's source (``config["agentune"]["model_source"]``) as the module
-       its `_target_` names, so a worker that never saw the driver's `generated_models/` trains
-       it all the same.
+    2. Checks what the arm sent (`check_trial_config`): its overrides pass the override
+       policy again, and a tier-3 model's source (``config["agentune"]["model_source"]``)
+       and registered config (``["model_config"]``) pass the safety layer's checks again:
+       the config may have been altered on the way.
     3. Composes the config and calls `biosignals.trainer.train` in-process, reporting every
        epoch to Tune with `tune.report` and a checkpoint; a restored trial resumes from it.
+       A tier-3 model is loaded from the source that travelled (a worker that never saw the
+       driver's `generated_models/` trains it all the same) with restricted builtins, and
+       imported, built and trained under the runtime guard, which allows writes only inside
+       the trial's run directory (`agent.safety.worker`).
     4. Makes one last report with the run's best value under the metric name,
        ``agentune_final: True`` and the trainer's summary (status, num_params, ...), which the
        `AgentSearcher` turns into the trial's record.
@@ -22,10 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import sys
 import tempfile
-import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +39,6 @@ from search.campaign import format_override_value, iter_override_items
 from search.searcher import FINAL_KEY, RESERVED_KEY, RUN_ID_KEY
 
 logger = logging.getLogger(__name__)
-
-GENERATED_PACKAGE = "generated_models"
-_MODULE_NAME = re.compile(r"^generated_models\.[A-Za-z_][A-Za-z0-9_]*$")
-_TARGET_OVERRIDE = re.compile(r"^\+?model\._target_=(?P<target>[\w.]+)$")
 
 
 class TrialError(ValueError):
@@ -88,43 +86,6 @@ def trial_overrides(spec: TrialSpec, config: Mapping[str, Any]) -> list[str]:
     return overrides
 
 
-def generated_module_name(overrides: Sequence[str]) -> str | None:
-    """The `generated_models.<name>` module a `model._target_=` override points into, if any."""
-    for override in overrides:
-        match = _TARGET_OVERRIDE.match(override)
-        if match and match["target"].startswith(GENERATED_PACKAGE + "."):
-            return match["target"].rsplit(".", 1)[0]
-    return None
-
-
-def install_generated_module(module_name: str, source: str) -> types.ModuleType:
-    """Execute a generated model's source as module `module_name` and register it.
-
-    The source was validated by the agent's safety layer before it became an arm; it runs
-    here so that Hydra's `_target_` import finds it on a worker that has no copy of the file.
-
-    Raises:
-        TrialError: the name is not `generated_models.<identifier>` or the source does not
-            compile.
-    """
-    if not _MODULE_NAME.match(module_name):
-        raise TrialError(
-            f"generated model module must be named generated_models.<identifier>, got "
-            f"{module_name!r}; set model._target_=generated_models.<file>.<Class>"
-        )
-    try:
-        code = compile(source, f"<{module_name}>", "exec")
-    except SyntaxError as e:
-        raise TrialError(f"generated model {module_name} does not compile: {e}") from e
-    __import__(GENERATED_PACKAGE)
-    module = types.ModuleType(module_name)
-    module.__file__ = f"<{module_name}>"
-    exec(code, module.__dict__)  # validated source; see the docstring
-    sys.modules[module_name] = module
-    setattr(sys.modules[GENERATED_PACKAGE], module_name.rsplit(".", 1)[1], module)
-    return module
-
-
 def compose_trial_config(spec: TrialSpec, overrides: Sequence[str], run_dir: Path) -> Any:
     """Compose the trial's Hydra config and point its `run_dir` at `run_dir`."""
     from omegaconf import open_dict
@@ -139,29 +100,84 @@ def compose_trial_config(spec: TrialSpec, overrides: Sequence[str], run_dir: Pat
     return cfg
 
 
+@dataclass(frozen=True)
+class _GeneratedModel:
+    """A tier-3 trial's model as it travelled: name, source, registered config, checked."""
+
+    name: str
+    source: str
+    config: Mapping[str, Any] | None
+    report: Any  # agent.safety.code_policy.CodeReport
+
+    @property
+    def targets(self) -> set[str]:
+        from agent.safety.worker import model_target
+
+        return {model_target(self.name, c) for c in self.report.classes}
+
+
+def check_trial_config(config: Mapping[str, Any]) -> _GeneratedModel | None:
+    """Check what the arm put into a suggested config before anything is composed or run.
+
+    The arm's fixed overrides pass the override policy again (structurally: the config may
+    have been altered between the driver and this worker), and a tier-3 arm's model source
+    and config pass `agent.safety.worker.check_generated_trial`.
+
+    Returns:
+        The checked generated model, or None for a trial of a built-in or tier-2 config.
+
+    Raises:
+        TrialError: naming the rule broken.
+    """
+    from agent.proposer import model_from_overrides
+    from agent.safety import SafetyError
+    from agent.safety.overrides import check_overrides
+    from agent.safety.worker import check_generated_trial
+
+    meta = config.get(RESERVED_KEY) or {}
+    arm_overrides = list(meta.get("overrides") or ())
+    try:
+        check_overrides(arm_overrides)
+        source = meta.get("model_source")
+        if not source:
+            return None
+        name = model_from_overrides(arm_overrides)
+        model_config = meta.get("model_config")
+        report = check_generated_trial(name, source, model_config)
+    except SafetyError as e:
+        raise TrialError(f"refused on the worker: {e}") from e
+    assert isinstance(name, str) and isinstance(source, str)  # checked above
+    return _GeneratedModel(name, source, model_config, report)
+
+
+def _store_model_config(model: _GeneratedModel) -> None:
+    """Make `model=<name>` compose on a worker without the driver's `configs/model/<name>.yaml`
+    (Hydra's config store; the folder's own file, when there is one, is found first)."""
+    if model.config is None:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="model", name=model.name, node=dict(model.config))
+
+
 def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> None:
     """Function trainable body: train one config and report to Tune (see module docstring)."""
     from biosignals.trainer import EpochReport, train
 
-    meta = config.get(RESERVED_KEY) or {}
+    generated = check_trial_config(config)
     overrides = trial_overrides(spec, config)
-    source = meta.get("model_source")
-    if source:
-        module_name = generated_module_name(overrides)
-        if module_name is None:
-            raise TrialError(
-                "a trial with model_source needs an override model._target_="
-                "generated_models.<file>.<Class> naming the class it defines"
-            )
-        install_generated_module(module_name, source)
-
     logger.info("campaign %s: training with %s", spec.campaign or "-", " ".join(overrides))
     trial_dir = Path(tune.get_context().get_trial_dir() or tempfile.mkdtemp())
     run_dir = trial_dir / "run"
+    if generated is not None:
+        _store_model_config(generated)
     cfg = compose_trial_config(spec, overrides, run_dir)
+    guard: Any = None
 
     def report_epoch(report: EpochReport) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
+        # trusted code between epochs: Tune's checkpoint upload writes outside the run dir
+        suspended = guard.suspended() if guard is not None else contextlib.nullcontext()
+        with suspended, tempfile.TemporaryDirectory() as tmp:
             report.save_checkpoint(Path(tmp))
             tune.report(
                 {**report.metrics, FINAL_KEY: False},
@@ -169,7 +185,32 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
             )
 
     with _checkpoint_dir(tune.get_checkpoint()) as resume_dir:
-        summary = train(cfg, dataset=dataset, epoch_callback=report_epoch, resume_from=resume_dir)
+        if generated is None:
+            summary = train(
+                cfg, dataset=dataset, epoch_callback=report_epoch, resume_from=resume_dir
+            )
+        else:
+            from agent.safety import SafetyError
+            from agent.safety.worker import guarded_generated_model
+
+            target = str(cfg.model.get("_target_"))
+            if target not in generated.targets:
+                raise TrialError(
+                    f"model._target_ {target!r} is not the registered target of generated "
+                    f"model {generated.name!r} ({sorted(generated.targets)})"
+                )
+            if dataset is None:  # the cache may write: load before the guard is armed
+                dataset = _load_dataset(cfg)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                with guarded_generated_model(
+                    generated.name, generated.source, write_roots=[run_dir], report=generated.report
+                ) as guard:
+                    summary = train(
+                        cfg, dataset=dataset, epoch_callback=report_epoch, resume_from=resume_dir
+                    )
+            except SafetyError as e:
+                raise TrialError(str(e)) from e
 
     best = summary.best_value
     final: dict[str, Any] = {
@@ -189,6 +230,12 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
     if summary.error:
         final["error"] = summary.error
     tune.report(final)
+
+
+def _load_dataset(cfg: Any) -> Any:
+    from biosignals.data.cache import load_dataset
+
+    return load_dataset(cfg.dataset, cfg.get("paths", {}).get("cache_dir"))
 
 
 @contextlib.contextmanager

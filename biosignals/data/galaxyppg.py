@@ -69,6 +69,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy import signal as sps
 
+from biosignals.config_safety import register_dataset_builder
 from biosignals.data.dataset import DatasetError, SignalDataset
 from biosignals.data.ppg_synth import (
     ACC_CHANNELS,
@@ -485,6 +486,7 @@ def read_participant(
 # --- the builder -------------------------------------------------------------------------------
 
 
+@register_dataset_builder
 def build(
     data_dir: str | os.PathLike[str] | None,
     fs: float = GALAXY_PPG_FS,

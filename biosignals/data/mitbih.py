@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
+from biosignals.config_safety import register_dataset_builder
 from biosignals.data import aami
 from biosignals.data.cache import build_once, resolve_cache_dir
 from biosignals.data.dataset import DatasetError, SignalDataset, Split
@@ -251,6 +252,7 @@ def _concat(parts: list[SegmentedRecord], channels: int, width: int) -> Split:
     )
 
 
+@register_dataset_builder
 def build(
     data_dir: str | Path | None,
     classes: str = "aami3",
@@ -419,6 +421,7 @@ def synthetic_records_dir(
     return build_once(final, generate)
 
 
+@register_dataset_builder
 def build_synthetic(
     classes: str = "aami3",
     *,

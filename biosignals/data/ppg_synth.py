@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
+from biosignals.config_safety import register_dataset_builder
 from biosignals.data.dataset import DatasetError, SignalDataset, Split
 
 logger = logging.getLogger(__name__)
@@ -433,6 +434,7 @@ def window_geometry(fs: float, window_s: float, stride_s: float) -> tuple[int, i
 # --- the builder -----------------------------------------------------------------------------
 
 
+@register_dataset_builder
 def build_synthetic(
     n_participants: int = 36,
     minutes_per_participant: float = 20.0,

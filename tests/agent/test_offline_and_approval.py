@@ -70,15 +70,18 @@ def test_tier2_respects_n() -> None:
     assert len(OfflineProposer().propose(_context(2, ()), n=1)) == 1
 
 
-def test_tier3_source_follows_the_model_contract() -> None:
+def test_tier3_source_follows_the_model_contract_and_passes_the_static_check() -> None:
+    from agent.safety.code_policy import validate_model_source
+
     (proposal,) = OfflineProposer().propose(_context(3, ("cnn1d", "resnet1d")), n=2)
     assert proposal.tier == 3 and proposal.model_source
-    target = next(o for o in proposal.overrides if o.startswith("model._target_="))
-    module_name, class_name = target.split("=", 1)[1].rsplit(".", 1)
-    assert module_name.startswith("generated_models.")
-    module = types.ModuleType(module_name)
+    # no _target_ override: the safety layer registers the code and selects it by name
+    assert not any("_target_" in o for o in proposal.overrides)
+    report = validate_model_source(proposal.model_source)
+    assert report.ok and report.model_class == "SEResNet1D"
+    module = types.ModuleType("m")  # trusted test code: the template is ours
     exec(proposal.model_source, module.__dict__)
-    net = getattr(module, class_name)(in_channels=2, input_length=64, num_classes=3)
+    net = module.SEResNet1D(in_channels=2, input_length=64, num_classes=3)
     assert net(torch.randn(5, 2, 64)).shape == (5, 3)  # (B, num_classes)
 
 

@@ -24,7 +24,7 @@ from biosignals.data.cache import (
 from biosignals.data.dataset import DatasetError, SignalDataset, Split
 
 REPO = Path(__file__).resolve().parents[2]
-FAKE_TARGET = "biosignals.data.mitbih._test_fake_builder"
+FAKE_TARGET = "biosignals.data.mitbih.test_fake_builder"
 
 
 def _dataset(n: int = 30, channels: int = 1, length: int = 16, seed: int = 0) -> SignalDataset:
@@ -45,7 +45,7 @@ def _dataset(n: int = 30, channels: int = 1, length: int = 16, seed: int = 0) ->
 
 
 class FakeBuilder:
-    """A builder that counts its calls (importable as biosignals.data.mitbih._test_fake_builder)."""
+    """A builder that counts its calls (registered as biosignals.data.mitbih.test_fake_builder)."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -59,13 +59,17 @@ class FakeBuilder:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBuilder:
+    from biosignals import config_safety
+
     builder = FakeBuilder()
-    monkeypatch.setattr(mitbih_module, "_test_fake_builder", builder, raising=False)
+    builder.__module__ = mitbih_module.__name__  # a builder must live under biosignals.data.
+    monkeypatch.setattr(mitbih_module, "test_fake_builder", builder, raising=False)
+    monkeypatch.setitem(config_safety._DATASET_BUILDERS, id(builder), builder)
     return builder
 
 
 def test_key_is_canonical() -> None:
-    a = {"_target_": FAKE_TARGET.replace("_test_fake_builder", "build"), "x": 1, "y": [1, 2]}
+    a = {"_target_": FAKE_TARGET.replace("test_fake_builder", "build"), "x": 1, "y": [1, 2]}
     b = {"y": [1, 2], "x": 1, "_target_": a["_target_"]}
     assert dataset_cache_key(a) == dataset_cache_key(b) == dataset_cache_key(OmegaConf.create(b))
     assert len(dataset_cache_key(a)) == 64
@@ -89,8 +93,10 @@ def test_key_includes_builder_version(monkeypatch: pytest.MonkeyPatch) -> None:
     ("cfg", "match"),
     [
         ({"x": 1}, "needs a _target_"),
-        ({"_target_": "os.system"}, "must name a builder under 'biosignals.'"),
-        ({"_target_": "biosignals.data.mitbih.nope"}, "cannot import dataset builder"),
+        ({"_target_": "os.system"}, "not a registered dataset builder.*allowed roots"),
+        ({"_target_": "biosignals.data.mitbih.nope"}, "not a registered dataset builder.*exist"),
+        ({"_target_": "biosignals.data.cache.os.system"}, "another module's attribute"),
+        ({"_target_": "biosignals.data.cache.load_dataset"}, "is a function, not one of"),
     ],
 )
 def test_bad_targets(cfg: dict[str, Any], match: str, tmp_path: Path) -> None:
@@ -136,7 +142,11 @@ def test_failed_build_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     def broken(**_: Any) -> SignalDataset:
         raise DatasetError("no records here")
 
-    monkeypatch.setattr(mitbih_module, "_test_fake_builder", broken, raising=False)
+    from biosignals import config_safety
+
+    broken.__module__ = mitbih_module.__name__
+    monkeypatch.setattr(mitbih_module, "test_fake_builder", broken, raising=False)
+    monkeypatch.setitem(config_safety._DATASET_BUILDERS, id(broken), broken)
     with pytest.raises(DatasetError, match="no records here"):
         load_dataset({"_target_": FAKE_TARGET}, tmp_path)
     assert not [p for p in (tmp_path / "datasets").iterdir() if p.is_dir()]

@@ -142,3 +142,50 @@ def test_run_escalates_and_leaves_history_and_dashboard(
     assert store.curve(runs[0].run_id), "epoch curves are stored with the runs"
     html = (campaign_dir / "dashboard.html").read_text(encoding="utf-8")
     assert "escalation" in html and "resnet1d" in html
+
+
+TIER3_GOAL = """
+goals:
+  gen:
+    description: reaches tier 3 at once (one listed model) and trains generated code
+    experiment: mitbih_aami3_quick
+    overrides: ["trainer.epochs=1"]
+    metric: val/macro_f1
+    mode: max
+    budget: 9
+    max_concurrent: 2
+    space:
+      trainer.lr: {loguniform: [1.0e-3, 1.0e-2]}
+      model.width: {randint: [4, 8]}
+    escalation: {window: 2, min_delta: 1.0, patience: 1}
+    max_tier: 3
+    models: [cnn1d]
+"""
+
+
+@pytest.mark.slow
+def test_run_registers_and_trains_a_generated_model_under_the_safety_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    (folder / "gen.yaml").write_text(TIER3_GOAL, encoding="utf-8")
+    configs = tmp_path / "configs"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "configs", configs)
+    generated = tmp_path / "generated_models"
+    monkeypatch.setenv("AGENTUNE_CAMPAIGNS_DIR", str(folder))
+    monkeypatch.setenv("AGENTUNE_CONFIG_DIR", str(configs))
+    monkeypatch.setenv("AGENTUNE_GENERATED_DIR", str(generated))
+    storage = tmp_path / "runs"
+    assert main(["run", "gen:gen", "--storage", str(storage)]) == EXIT_OK
+    capsys.readouterr()
+    (campaign_dir,) = (storage / "gen-gen").iterdir()
+    store = FeedbackStore(campaign_dir / "history")
+    tier3 = [r for r in store.runs() if r.tier == 3]
+    assert tier3 and all(r.status == "completed" for r in tier3), "no generated model trained"
+    (module,) = generated.glob("*.py")
+    assert (configs / "model" / f"{module.stem}.yaml").is_file()
+    assert {r.model for r in tier3} == {module.stem}
+    assert not [e for e in store.events(kind="agent_failure") if "refused" in e.message]

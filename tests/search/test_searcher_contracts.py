@@ -566,6 +566,7 @@ def test_campaign_configs_carry_the_reserved_entry(store: FeedbackStore) -> None
         "overrides": ["model=cnn1d"],
         "model": "cnn1d",
         "model_source": None,
+        "model_config": None,
         "proposal_id": None,
     }
 
@@ -711,7 +712,7 @@ def test_proposer_exception_is_an_event_not_a_crash(store: FeedbackStore) -> Non
 @pytest.mark.parametrize(
     ("proposal", "problem"),
     [
-        (Proposal(name="x", tier=3, overrides=["model=gen"]), "needs model_source"),
+        (Proposal(name="x", tier=3, overrides=["trainer.lr=0.1"]), "needs model_source"),
         (Proposal(name="x", tier=3, overrides=["model=g"], model_source="code"), "max_tier"),
         (Proposal(name="x", tier=1, overrides=["model=r"]), "tier must be 2 or 3"),
         (Proposal(name="x", tier=2, overrides=["model"]), "key=value"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ from search.searcher import FINAL_KEY, RESERVED_KEY
 from search.trainable import (
     TrialError,
     TrialSpec,
-    generated_module_name,
-    install_generated_module,
+    check_trial_config,
     make_trainable,
     trial_overrides,
 )
@@ -58,47 +56,55 @@ def test_nested_params_become_dotted_override_paths() -> None:
     ]
 
 
+TRAVELLED = "travelled_seresnet"
+SOURCE = generated_model_source(width=4, stages=2, kernel_size=3)
+MODEL_CONFIG = {"_target_": f"generated_models.{TRAVELLED}.SEResNet1D", "width": 4}
+
+
+def _tier3_config(**changes: object) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "arm": "gen",
+        "tier": 3,
+        "overrides": [f"model={TRAVELLED}"],
+        "model_source": SOURCE,
+        "model_config": dict(MODEL_CONFIG),
+    }
+    meta.update(changes)
+    return {"trainer.lr": 3e-3, RESERVED_KEY: meta}
+
+
+def test_check_trial_config_accepts_what_the_driver_registered() -> None:
+    generated = check_trial_config(_tier3_config())
+    assert generated is not None and generated.name == TRAVELLED
+    assert generated.targets == {f"generated_models.{TRAVELLED}.SEBlock",
+                                 f"generated_models.{TRAVELLED}.SEResNet1D"}  # fmt: skip
+    assert check_trial_config({"trainer.lr": 0.1}) is None
+
+
+TAMPERED = SOURCE.replace("import torch\n", "import torch\nimport subprocess\n", 1)
+
+
 @pytest.mark.parametrize(
-    ("overrides", "expected"),
+    ("changes", "message"),
     [
-        (
-            ["model=generated", "model._target_=generated_models.net_a.Net"],
-            "generated_models.net_a",
-        ),
-        (["model=resnet1d"], None),
-        (["model._target_=biosignals.models.cnn1d.CNN1D"], None),
+        ({"model_source": TAMPERED}, "subprocess"),
+        ({"model_source": SOURCE + "\nprint(open('/etc/passwd').read())\n"}, "open"),
+        ({"model_config": {"_target_": "os.system"}}, "not one of the classes"),
+        ({"model_config": {**MODEL_CONFIG, "_target_": "generated_models.other.SEResNet1D"}},
+         "not one of the classes"),
+        ({"model_config": {**MODEL_CONFIG, "width": "${oc.env:HOME}"}}, "plain scalar"),
+        ({"overrides": ["model=../../x"]}, "model"),
+        ({"overrides": [f"model={TRAVELLED}", "trainer.optimizer._target_=os.system"]},
+         "_target_"),
+        ({"overrides": []}, "model=<name>"),
     ],
-)
-def test_generated_module_name(overrides: list[str], expected: str | None) -> None:
-    assert generated_module_name(overrides) == expected
-
-
-def test_install_generated_module_registers_an_importable_module() -> None:
-    source = generated_model_source(width=4, stages=2, kernel_size=3)
-    module = install_generated_module("generated_models.unit_test_seresnet", source)
-    try:
-        import importlib
-
-        assert importlib.import_module("generated_models.unit_test_seresnet") is module
-        net = module.SEResNet1D(in_channels=1, input_length=32, num_classes=3)
-        assert net is not None
-    finally:
-        sys.modules.pop("generated_models.unit_test_seresnet", None)
-
-
-@pytest.mark.parametrize(
-    ("name", "source", "message"),
-    [
-        ("os.path", "x = 1", "generated_models.<identifier>"),
-        ("generated_models.a.b", "x = 1", "generated_models.<identifier>"),
-        ("generated_models.bad", "def (:", "does not compile"),
-    ],
-)
-def test_install_generated_module_rejects_bad_names_and_sources(
-    name: str, source: str, message: str
+)  # fmt: skip
+def test_the_worker_refuses_a_tampered_trial_config(
+    changes: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(TrialError, match=message):
-        install_generated_module(name, source)
+    with pytest.raises(TrialError, match="refused on the worker") as info:
+        check_trial_config(_tier3_config(**changes))
+    assert message in str(info.value)
 
 
 def _tiny_dataset(rng: np.random.Generator) -> SignalDataset:
@@ -121,12 +127,13 @@ def _tiny_dataset(rng: np.random.Generator) -> SignalDataset:
 
 @pytest.mark.slow
 def test_generated_model_trains_on_a_worker_that_never_saw_its_file(tmp_path: Path) -> None:
-    """The source travels in the config; the worker runs in another directory."""
+    """The source and config travel in the config; the worker runs in another directory,
+    loads the model under the runtime guard, and refuses a tampered copy."""
     elsewhere = tmp_path / "worker_cwd"
     elsewhere.mkdir()
-    module = "generated_models.travelled_seresnet"
     repo = Path(__file__).resolve().parents[2]
-    assert not (repo / "generated_models" / "travelled_seresnet.py").exists()
+    assert not (repo / "generated_models" / f"{TRAVELLED}.py").exists()
+    assert not (repo / "configs" / "model" / f"{TRAVELLED}.yaml").exists()
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -135,30 +142,28 @@ def test_generated_model_trains_on_a_worker_that_never_saw_its_file(tmp_path: Pa
     )
     try:
         spec = _spec(overrides=("trainer.epochs=2",))
-        config = {
-            "trainer.lr": 3e-3,
-            RESERVED_KEY: {
-                "arm": "gen",
-                "overrides": ["model=generated", f"model._target_={module}.SEResNet1D"],
-                "model_source": generated_model_source(width=4, stages=2, kernel_size=3),
-            },
-        }
-        tuner = tune.Tuner(
-            make_trainable(spec, _tiny_dataset(np.random.default_rng(0))),
-            param_space=config,
-            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
-        )
-        result = tuner.fit()[0]
+        trainable = make_trainable(spec, _tiny_dataset(np.random.default_rng(0)))
+        results = [
+            tune.Tuner(
+                trainable,
+                param_space=config,
+                run_config=tune.RunConfig(storage_path=str(tmp_path / f"ray{i}"), verbose=0),
+            ).fit()[0]
+            for i, config in enumerate([_tier3_config(), _tier3_config(model_source=TAMPERED)])
+        ]
     finally:
         ray.shutdown()
+    result, tampered = results
     assert result.error is None
     final = result.metrics
     assert final is not None
     assert final[FINAL_KEY] is True
     assert final["status"] == "completed"
-    assert final["model"] == "travelled_seresnet"  # the generated module's name
+    assert final["model"] == TRAVELLED  # the generated module's name
     assert final["epochs_run"] == 2
     assert np.isfinite(final["val/macro_f1"])
     assert result.checkpoint is not None  # every epoch reported with a checkpoint
     run_dir = Path(final["run_dir"])
     assert (run_dir / "summary.json").is_file() and (run_dir / "metrics.jsonl").is_file()
+    assert (run_dir / "model.pt").is_file()  # written inside the run dir, under the guard
+    assert tampered.error is not None and "subprocess" in str(tampered.error)
