@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from omegaconf import DictConfig
 from biosignals.trainer import MODEL_FILE, TrainSummary, train
 
 CONFIG_DIR_ENV = "AGENTUNE_CONFIG_DIR"
+COMPOSE_LOCK = threading.RLock()
+"""Held while Hydra's global state is in use (see `compose_config`)."""
 
 
 def config_dir() -> Path:
@@ -44,7 +47,9 @@ def compose_config(
     """Compose `config.yaml` with Hydra overrides outside a Hydra app.
 
     For code that needs the config without a command line: Ray trials, the campaign driver,
-    the CLI's override check, benchmarks. Hydra's global state is cleared before and after.
+    the CLI's override check, benchmarks. Hydra's global state is cleared before and after,
+    under a process-wide lock: the campaign driver composes on the searcher's background
+    thread (proposal checks) while other code may compose on the main thread.
 
     Args:
         overrides: Hydra override strings (`experiment=mitbih_aami3_quick`, `trainer.lr=1e-3`).
@@ -58,12 +63,13 @@ def compose_config(
     from hydra.core.global_hydra import GlobalHydra
 
     directory = str(config_directory or config_dir())
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=directory, version_base="1.3"):
-            return compose("config", overrides=list(overrides))
-    finally:
+    with COMPOSE_LOCK:
         GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=directory, version_base="1.3"):
+                return compose("config", overrides=list(overrides))
+        finally:
+            GlobalHydra.instance().clear()
 
 
 def format_summary(summary: TrainSummary) -> str:

@@ -1025,12 +1025,9 @@ def check_goal_composes(
         CampaignError: Hydra could not compose, or the metric disagrees; the message names the
             goal's file and key and Hydra's reason.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.singleton import Singleton
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+
+    from biosignals.train import COMPOSE_LOCK
 
     cdir = (configs_dir or default_configs_dir()).resolve()
     where = f"{_display(goal.source) if goal.source is not None else goal.spec}: goals.{goal.name}"
@@ -1041,8 +1038,35 @@ def check_goal_composes(
         for model in goal.models:
             overrides = [*goal.compose_overrides(non_model), f"model={model}"]
             attempts.append((f".models: model={model}:", overrides))
+    with COMPOSE_LOCK:
+        composed = _compose_attempts(cdir, config_name, attempts, where)
+    for key, wanted in (("metric", goal.metric), ("mode", goal.mode)):
+        selected = OmegaConf.select(composed, f"trainer.{key}", default=None)
+        if selected is not None and selected != wanted:
+            raise CampaignError(
+                f"{where}.{key}: experiment {goal.experiment} selects best epochs by "
+                f"trainer.{key}={selected}, got {key}={wanted!r}; use {selected!r} or add "
+                f"'trainer.{key}={wanted}' to overrides"
+            )
+    return composed
+
+
+def _compose_attempts(
+    cdir: Path, config_name: str, attempts: Sequence[tuple[str, list[str]]], where: str
+) -> DictConfig:
+    """Compose every attempt in a clean Hydra state, then put back whatever was there (e.g. a
+    running app's); returns the first composed config.
+
+    Raises:
+        CampaignError: an attempt does not compose (naming its goal key and Hydra's reason).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     composed: DictConfig | None = None
-    # Compose in a clean Hydra state and put back whatever was there (e.g. a running app's).
     saved = Singleton.get_state()
     GlobalHydra.instance().clear()
     try:
@@ -1060,13 +1084,5 @@ def check_goal_composes(
                     composed = cfg
     finally:
         Singleton.set_state(saved)
-    assert composed is not None
-    for key, wanted in (("metric", goal.metric), ("mode", goal.mode)):
-        selected = OmegaConf.select(composed, f"trainer.{key}", default=None)
-        if selected is not None and selected != wanted:
-            raise CampaignError(
-                f"{where}.{key}: experiment {goal.experiment} selects best epochs by "
-                f"trainer.{key}={selected}, got {key}={wanted!r}; use {selected!r} or add "
-                f"'trainer.{key}={wanted}' to overrides"
-            )
+    assert composed is not None  # attempts always holds the base experiment
     return composed

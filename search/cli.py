@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
     from feedback import RunRecord
 
 EXIT_OK = 0
@@ -43,11 +45,29 @@ def _train(hydra_args: Sequence[str]) -> int:
         from biosignals.train import compose_config
 
         try:
-            compose_config(hydra_args)
+            cfg = compose_config(hydra_args)
         except (HydraException, OmegaConfBaseException) as e:
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(first_line) from e
+        from search.local_train import generated_model_name
+
+        if generated_model_name(cfg) is not None:
+            return _train_generated(cfg)
     return main_from_argv(hydra_args)
+
+
+def _train_generated(cfg: DictConfig) -> int:
+    """A generated model: checked and trained under the safety layer's guard."""
+    from agent.safety import SafetyError
+    from biosignals.train import format_summary
+    from search.local_train import train_generated
+
+    try:
+        summary = train_generated(cfg)
+    except SafetyError as e:
+        raise UsageError(str(e)) from e
+    print(format_summary(summary))
+    return EXIT_OK if summary.status in ("completed", "stopped") else EXIT_FAILED
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -181,7 +201,8 @@ def _check_model(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     stage = "static check" if verdict.stage == "static" else f"smoke test on input {shape}"
-    print(f"rejected: {path} ({stage}, {len(verdict.reasons)} reasons)", file=sys.stderr)
+    count = len(verdict.reasons)
+    print(f"rejected: {path} ({stage}, {count} reason{'s' * (count != 1)})", file=sys.stderr)
     for reason in verdict.reasons:
         print(f"  - {reason}", file=sys.stderr)
     return EXIT_FAILED

@@ -155,6 +155,8 @@ def _run_proposer(
             batch.accepted.append(check(proposal))
         except ValueError as e:  # ProposalError, SafetyError, SearchSpaceError
             batch.refused.append((proposal, str(e)))
+        except Exception as e:  # fail closed: a check that cannot finish refuses
+            batch.refused.append((proposal, f"the check failed ({type(e).__name__}: {e})"))
     return batch
 
 
@@ -1118,6 +1120,8 @@ class AgentSearcher(Searcher):
         if problem is not None:
             raise ProposalError(f"invalid proposal: {problem}")
         p: Proposal = proposal
+        if p.approval == "rejected":  # never becomes an arm: nothing to check or register
+            return p
         if p.space:
             try:
                 p = replace(p, space=convert_search_space(p.space))
@@ -1153,6 +1157,9 @@ class AgentSearcher(Searcher):
                 proposal = self._check(proposal)
             except ValueError as e:
                 self._refuse(proposal, str(e))
+                return None
+            except Exception as e:  # fail closed: a check that cannot finish refuses
+                self._refuse(proposal, f"the check failed ({type(e).__name__}: {e})")
                 return None
         p: Proposal = proposal
         if p.approval == "rejected":

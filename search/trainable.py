@@ -119,9 +119,10 @@ class _GeneratedModel:
 def check_trial_config(config: Mapping[str, Any]) -> _GeneratedModel | None:
     """Check what the arm put into a suggested config before anything is composed or run.
 
-    The arm's fixed overrides pass the override policy again (structurally: the config may
-    have been altered between the driver and this worker), and a tier-3 arm's model source
-    and config pass `agent.safety.worker.check_generated_trial`.
+    An agent's arm's fixed overrides pass the override policy again (structurally: the config
+    may have been altered between the driver and this worker), and a tier-3 arm's model
+    source and config pass `agent.safety.worker.check_generated_trial`. Every `_target_` is
+    checked again by the trainer before it instantiates anything.
 
     Returns:
         The checked generated model, or None for a trial of a built-in or tier-2 config.
@@ -136,9 +137,10 @@ def check_trial_config(config: Mapping[str, Any]) -> _GeneratedModel | None:
 
     meta = config.get(RESERVED_KEY) or {}
     arm_overrides = list(meta.get("overrides") or ())
+    source = meta.get("model_source")
     try:
-        check_overrides(arm_overrides)
-        source = meta.get("model_source")
+        if meta.get("tier") != 0 or source:  # tier 0: the campaign's own (trusted) base arm
+            check_overrides(arm_overrides)
         if not source:
             return None
         name = model_from_overrides(arm_overrides)

@@ -69,6 +69,20 @@ _ALWAYS_OK = (
 )
 
 
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    """Whether `stmt` is `if __name__ == "__main__":`."""
+    test = stmt.test if isinstance(stmt, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
+
+
 class DefinitionChecker(ScopeTracker, ast.NodeVisitor):  # NodeVisitor named for linters
     """Visits statements, classes, functions and lambdas (see the module docstring)."""
 
@@ -76,6 +90,14 @@ class DefinitionChecker(ScopeTracker, ast.NodeVisitor):  # NodeVisitor named for
 
     def visit_Module(self, node: ast.Module) -> None:
         for stmt in node.body:
+            if _is_main_guard(stmt):  # LLMs like to append a demo; say so in one reason
+                self.report(
+                    stmt,
+                    'an `if __name__ == "__main__":` block is not allowed: nothing may run '
+                    "at import or as a script; remove it (the smoke test builds and runs "
+                    "the model)",
+                )
+                continue
             self._module_statement(stmt)
             self.visit(stmt)
 

@@ -48,7 +48,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Scalar = bool | int | float | str
-_RESERVED_NAMES = frozenset({"generated"})  # configs/model/generated.yaml: the placeholder
+# `generated` is the package's own name: a model of that name would read as a placeholder
+_RESERVED_NAMES = frozenset({"generated"})
 _SOURCE_HEADER = (
     "{marker} (tier 3): model {name!r}, class {cls}; passed the safety layer's static check\n"
     "# and sandboxed smoke test. Do not edit by hand: workers validate this code again.\n"

@@ -690,7 +690,13 @@ IMPORT_TIME_ATTACKS = [
     Attack("module_while", at_module("while True:\n    pass"), "while True", "while statement"),
     Attack("module_for", at_module("for i in range(3):\n    pass"), "for i", "for statement"),
     Attack(
-        "module_if_main", at_module("if __name__ == '__main__':\n    pass"), "if __name__", "if"
+        "module_if_main",
+        at_module(
+            "if __name__ == '__main__':\n    print(Net(in_channels=1, input_length=8, "
+            "num_classes=2))"
+        ),
+        "if __name__",
+        "remove it",
     ),
     Attack(
         "module_try",

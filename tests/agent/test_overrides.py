@@ -291,7 +291,7 @@ def test_check_space_key(attack: Any, legit: str, fragment: str, base: Any) -> N
 
 def test_group_options_in(config_copy: Path) -> None:
     options = group_options_in(config_copy)
-    assert options["model"] == ["cnn1d", "encoder_classifier", "generated", "resnet1d"]
+    assert options["model"] == ["cnn1d", "encoder_classifier", "resnet1d"]
     assert options["trainer"] == ["default", "quick"]
     assert "mitbih_synth_quick" in options["dataset"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,13 @@ from agent.safety.files import GENERATED_MARKER
 from agent.tools import register_generated_model
 from biosignals.train import compose_config
 
-REPO = Path(__file__).resolve().parents[2]
 DIMS = {"in_channels": 3, "input_length": 216, "num_classes": 3}
 SOURCE = generated_model_source(width=4, stages=2, kernel_size=3)
 
 
 @pytest.fixture
-def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """The default folders, pointed at a copy of configs/ and an empty generated folder."""
-    configs = tmp_path / "configs"
-    shutil.copytree(REPO / "configs", configs)
-    generated = tmp_path / "generated_models"
-    generated.mkdir()
-    monkeypatch.setenv("AGENTUNE_CONFIG_DIR", str(configs))
-    monkeypatch.setenv("AGENTUNE_GENERATED_DIR", str(generated))
-    return configs, generated
+def dirs(writable_configs: tuple[Path, Path]) -> tuple[Path, Path]:
+    return writable_configs
 
 
 def _listing(*folders: Path) -> list[str]:

@@ -20,7 +20,12 @@ from biosignals.trainer import TrainerSettings
 
 CONFIG_DIR = config_dir()
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
+# human-authored model configs (tier-3 registrations need the safety layer to load their code)
+MODELS = sorted(
+    p.stem
+    for p in (CONFIG_DIR / "model").glob("*.yaml")
+    if not p.read_text(encoding="utf-8").startswith("# agentune-generated")
+)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -63,8 +68,6 @@ def test_experiment_composes_and_instantiates(experiment: str) -> None:
 def test_each_model_group_instantiates(model: str) -> None:
     cfg = compose_cfg([f"model={model}", "trainer=quick"])
     check_targets(cfg)
-    if OmegaConf.is_missing(cfg.model, "_target_"):
-        pytest.skip(f"model={model} leaves _target_ to be set (e.g. generated models)")
     assert cfg.trainer.epochs == 3
     net = instantiate(cfg.model, in_channels=2, input_length=128, num_classes=1)
     assert net(torch.randn(3, 2, 128)).shape == (3, 1)

@@ -8,7 +8,6 @@ reason in the history, and a legitimate counterpart still becomes an arm.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,6 @@ from agent.safety.proposals import ProposalCheck
 from feedback import FeedbackStore
 from search import RESERVED_KEY, AgentSearcher
 
-REPO = Path(__file__).resolve().parents[2]
 METRIC = "val/macro_f1"
 SPACE = {"trainer.lr": tune.loguniform(1e-4, 1e-1), "model.width": tune.choice([4, 8])}
 DIMS = {"in_channels": 3, "input_length": 216, "num_classes": 3}
@@ -46,15 +44,8 @@ class Net(torch.nn.Module):
 
 
 @pytest.fixture
-def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A copy of configs/ and an empty generated-models folder, used through the env vars."""
-    configs = tmp_path / "configs"
-    shutil.copytree(REPO / "configs", configs)
-    generated = tmp_path / "generated_models"
-    generated.mkdir()
-    monkeypatch.setenv("AGENTUNE_CONFIG_DIR", str(configs))
-    monkeypatch.setenv("AGENTUNE_GENERATED_DIR", str(generated))
-    return configs, generated
+def dirs(writable_configs: tuple[Path, Path]) -> tuple[Path, Path]:
+    return writable_configs
 
 
 def _check(configs: Path, generated: Path) -> ProposalCheck:

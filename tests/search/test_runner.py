@@ -165,19 +165,16 @@ goals:
 
 @pytest.mark.slow
 def test_run_registers_and_trains_a_generated_model_under_the_safety_layer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    writable_configs: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import shutil
-
     folder = tmp_path / "campaigns"
     folder.mkdir()
     (folder / "gen.yaml").write_text(TIER3_GOAL, encoding="utf-8")
-    configs = tmp_path / "configs"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "configs", configs)
-    generated = tmp_path / "generated_models"
+    configs, generated = writable_configs
     monkeypatch.setenv("AGENTUNE_CAMPAIGNS_DIR", str(folder))
-    monkeypatch.setenv("AGENTUNE_CONFIG_DIR", str(configs))
-    monkeypatch.setenv("AGENTUNE_GENERATED_DIR", str(generated))
     storage = tmp_path / "runs"
     assert main(["run", "gen:gen", "--storage", str(storage)]) == EXIT_OK
     capsys.readouterr()
