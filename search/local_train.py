@@ -41,7 +41,7 @@ def train_generated(cfg: Any) -> TrainSummary:
 
     from agent.safety import UnsafeModelError
     from agent.safety.models import registered_model
-    from agent.safety.worker import check_generated_trial, guarded_generated_model, model_target
+    from agent.safety.worker import check_generated_trial, guarded_generated_model, model_targets
     from biosignals.data.cache import load_dataset
     from biosignals.trainer import train
 
@@ -53,7 +53,7 @@ def train_generated(cfg: Any) -> TrainSummary:
             "model; register the code with agent.tools.register_generated_model first"
         )
     report = check_generated_trial(name, registration.source, registration.config)
-    if str(cfg.model._target_) not in {model_target(name, c) for c in report.classes}:
+    if str(cfg.model._target_) not in model_targets(name, report):
         raise UnsafeModelError(
             f"model._target_ {cfg.model._target_!r} is not a class of generated_models/{name}.py"
         )

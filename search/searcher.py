@@ -1132,13 +1132,12 @@ class AgentSearcher(Searcher):
     def _refuse(self, proposal: Any, reason: str) -> None:
         """Log and record a refused proposal (an ``agent_failure`` event with the reason)."""
         name = getattr(proposal, "name", None)
+        tier = getattr(proposal, "tier", None)
         logger.warning("Proposal %r refused: %s", name, reason)
         self._event(
             "agent_failure",
             f"proposal {name!r} refused: {reason}",
-            tier=getattr(proposal, "tier", None)
-            if getattr(proposal, "tier", None) in (2, 3)
-            else None,
+            tier=tier if tier in (2, 3) else None,
             data={
                 "proposal_id": getattr(proposal, "proposal_id", None),
                 "name": name if isinstance(name, str) else None,

@@ -111,9 +111,9 @@ class _GeneratedModel:
 
     @property
     def targets(self) -> set[str]:
-        from agent.safety.worker import model_target
+        from agent.safety.worker import model_targets
 
-        return {model_target(self.name, c) for c in self.report.classes}
+        return model_targets(self.name, self.report)
 
 
 def check_trial_config(config: Mapping[str, Any]) -> _GeneratedModel | None:

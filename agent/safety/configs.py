@@ -35,7 +35,7 @@ from agent.safety.files import (
     GENERATED_MARKER,
     PACKAGE_HEADER,
     check_name,
-    is_generated_text,
+    refuse_human_file,
     target_path,
     write_generated_file,
 )
@@ -87,7 +87,7 @@ def create_config_variant(
             f"{group}/{base}: no such {group} config; choose one of {_options(folder)}"
         )
     target = target_path(folder, name, ".yaml", "config name")
-    _refuse_human(target, is_generated_text)
+    refuse_human_file(target)
     changes_in = _parse_mods(mods)
     base_text = base_path.read_text(encoding="utf-8")
     if base_text.lstrip().startswith("# @"):
@@ -138,7 +138,7 @@ def compose_experiment_config(
         raise UnsafeConfigError(f"{root} has no experiment folder; check config_dir")
     _name(name, "experiment name")
     target = target_path(folder, name, ".yaml", "experiment name")
-    _refuse_human(target, is_generated_text)
+    refuse_human_file(target)
     selections = _components(components, root)
     base_overrides = [f"{g}={o}" for g, o in selections.items()]
     base_cfg = _compose(base_overrides, root, " ".join(base_overrides) or "the default config")
@@ -217,17 +217,6 @@ def _group_folder(root: Path, group: object) -> Path:
 
 def _options(folder: Path) -> str:
     return ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "(none)"
-
-
-def _refuse_human(target: Path, is_ours: Any) -> None:
-    """Refuse early (before composing) a name taken by a human-authored file."""
-    if target.is_file():
-        text = target.read_text(encoding="utf-8", errors="replace")
-        if not is_ours(text):
-            raise UnsafeConfigError(
-                f"{target.parent.name}/{target.name} is a human-authored config and is never "
-                "replaced; choose another name"
-            )
 
 
 def _parse_mods(mods: Any) -> Mapping[str, Any]:

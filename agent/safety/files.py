@@ -28,6 +28,7 @@ __all__ = [
     "config_dir",
     "generated_dir",
     "is_generated_text",
+    "refuse_human_file",
     "target_path",
     "write_generated_file",
 ]
@@ -98,6 +99,25 @@ def is_generated_text(text: str) -> bool:
     return text.startswith(GENERATED_MARKER) or text.startswith(
         f"{PACKAGE_HEADER}\n{GENERATED_MARKER}"
     )
+
+
+def refuse_human_file(path: Path) -> None:
+    """Fail fast (before any expensive check) when a human-authored file holds `path`.
+
+    Raises:
+        UnsafeConfigError: `path` exists and is not a generated file (or cannot be read).
+    """
+    if not (path.exists() or path.is_symlink()):
+        return
+    try:
+        human = not is_generated_text(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        human = True
+    if human:
+        raise UnsafeConfigError(
+            f"{path.parent.name}/{path.name} is human-authored and is never replaced; choose "
+            "another name"
+        )
 
 
 def write_generated_file(path: Path, text: str) -> bool:

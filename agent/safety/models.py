@@ -32,6 +32,7 @@ from agent.safety.files import (
     config_dir,
     generated_dir,
     is_generated_text,
+    refuse_human_file,
     target_path,
     write_generated_file,
 )
@@ -235,7 +236,7 @@ def register_generated_model(
             `.reasons`), or bad args; nothing is written.
         UnsafeConfigError: a bad name, or the name is taken by other content; nothing written.
     """
-    from agent.safety.code_policy import validate_model_source
+    from agent.safety.code_policy import require_valid_model_source
     from agent.safety.smoke import smoke_test
     from agent.safety.yaml_io import dump_yaml
 
@@ -250,12 +251,11 @@ def register_generated_model(
         raise UnsafeModelError("code must be the model module's Python source, got nothing")
     kwargs = parse_model_args(args)
     smoke_dims = _smoke_dims(kwargs, dims)
-    _refuse_taken(config_path, source_path)
+    refuse_human_file(config_path)
+    refuse_human_file(source_path)
 
-    report = validate_model_source(code, class_name=class_name)
-    if not report.ok or report.model_class is None:
-        reasons = report.reasons or ("no model class found",)
-        raise UnsafeModelError("model code rejected: " + "; ".join(reasons), reasons)
+    report = require_valid_model_source(code, class_name=class_name)
+    assert report.model_class is not None  # an accepted report names its model class
     module_name = f"{GENERATED_PACKAGE}.{name}"
     result = smoke_test(
         code,
@@ -298,19 +298,3 @@ def register_generated_model(
         output_shape=result.output_shape,
         written=wrote_source or wrote_config,
     )
-
-
-def _refuse_taken(config_path: Path, source_path: Path) -> None:
-    """Fail fast (before the smoke test) when a human-authored file holds the name."""
-    for path in (config_path, source_path):
-        if not path.exists():
-            continue
-        try:
-            human = not is_generated_text(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            human = True
-        if human:
-            raise UnsafeConfigError(
-                f"{path.name} already exists in {path.parent} (human-authored) and is never "
-                "overwritten; choose another model name"
-            )

@@ -41,13 +41,11 @@ _ABSENT = object()
 
 def check_model_source(source: object) -> str:
     """`source` if it passes the static code check, else `UnsafeModelError` with every reason."""
-    from agent.safety.code_policy import validate_model_source
+    from agent.safety.code_policy import require_valid_model_source
 
     if not isinstance(source, str) or not source.strip():
         raise UnsafeModelError("a tier-3 proposal needs model_source: the generated model's code")
-    report = validate_model_source(source)
-    if not report.ok:
-        raise UnsafeModelError("model code rejected: " + "; ".join(report.reasons), report.reasons)
+    require_valid_model_source(source)
     return source
 
 

@@ -34,7 +34,12 @@ if TYPE_CHECKING:
     from agent.safety.code_policy import CodeReport
     from agent.safety.guard import RuntimeGuard
 
-__all__ = ["check_generated_trial", "guarded_generated_model", "model_target"]
+__all__ = [
+    "check_generated_trial",
+    "guarded_generated_model",
+    "model_target",
+    "model_targets",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +49,14 @@ _TRAINER_IMPORTS = ("torch._dynamo", "torch.optim", "torch.optim.lr_scheduler")
 
 
 def model_target(name: str, class_name: str) -> str:
-    """The one `_target_` a generated model's trials may carry."""
+    """The `_target_` of class `class_name` of generated model `name`."""
     return f"{GENERATED_PACKAGE}.{name}.{class_name}"
+
+
+def model_targets(name: str, report: CodeReport) -> set[str]:
+    """The targets a generated model's trials may carry: one per model class its source
+    defines (`report` is the static check of that source)."""
+    return {model_target(name, c) for c in report.classes}
 
 
 def check_generated_trial(
@@ -86,7 +97,7 @@ def check_generated_trial(
 
 def _check_config(name: str, config: Mapping[str, Any], report: CodeReport) -> None:
     target = config.get("_target_")
-    allowed = {model_target(name, c) for c in report.classes}
+    allowed = model_targets(name, report)
     if target not in allowed:
         raise UnsafeModelError(
             f"generated model {name!r}: the config's _target_ {target!r} is not one of the "
