@@ -14,18 +14,26 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from agent.safety.files import is_generated_text
 from biosignals.config_safety import check_targets
 from biosignals.train import config_dir, main_from_argv
 from biosignals.trainer import TrainerSettings
 
 CONFIG_DIR = config_dir()
-EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-# human-authored model configs (tier-3 registrations need the safety layer to load their code)
-MODELS = sorted(
-    p.stem
-    for p in (CONFIG_DIR / "model").glob("*.yaml")
-    if not p.read_text(encoding="utf-8").startswith("# agentune-generated")
-)
+
+
+def _human_configs(group: str) -> list[str]:
+    """The group's human-authored configs: a campaign run in the checkout adds generated ones
+    (tier-3 registrations need the safety layer to load their code)."""
+    return sorted(
+        p.stem
+        for p in (CONFIG_DIR / group).glob("*.yaml")
+        if not is_generated_text(p.read_text(encoding="utf-8"))
+    )
+
+
+EXPERIMENTS = _human_configs("experiment")
+MODELS = _human_configs("model")
 REPO = Path(__file__).resolve().parents[2]
 
 

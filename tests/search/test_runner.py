@@ -152,7 +152,7 @@ goals:
     overrides: ["trainer.epochs=1"]
     metric: val/macro_f1
     mode: max
-    budget: 9
+    budget: 12
     max_concurrent: 2
     space:
       trainer.lr: {loguniform: [1.0e-3, 1.0e-2]}
@@ -182,7 +182,8 @@ def test_run_registers_and_trains_a_generated_model_under_the_safety_layer(
     store = FeedbackStore(campaign_dir / "history")
     tier3 = [r for r in store.runs() if r.tier == 3]
     assert tier3 and all(r.status == "completed" for r in tier3), "no generated model trained"
-    (module,) = generated.glob("*.py")
-    assert (configs / "model" / f"{module.stem}.yaml").is_file()
-    assert {r.model for r in tier3} == {module.stem}
+    # one registration per tier-3 request; a second request may come before the budget ends
+    registered = {module.stem for module in generated.glob("*.py")}
+    assert registered and all((configs / "model" / f"{m}.yaml").is_file() for m in registered)
+    assert {r.model for r in tier3} <= registered
     assert not [e for e in store.events(kind="agent_failure") if "refused" in e.message]
