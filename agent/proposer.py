@@ -18,6 +18,12 @@ Call order and ownership:
        background thread, and turns the accepted ones into arms; refused ones are written to
        the store as `agent_failure` events with the reason.
 
+Optional proposer attributes the searcher reads: `last_call` (an `AgentCallReport` of the
+latest call; an exception may carry one as `.report`), written as an ``agent_call`` event with
+the call's tokens, tool calls and outcome; `budget_spent` (True once the campaign's token
+budget is used up: the searcher then stops calling and says so once in the history), with
+`tokens_used` and `token_budget` for that message. `agent.SmolagentsProposer` has all of them.
+
 Picklability: the searcher is pickled by Ray Tune (at `Tuner` construction and at every
 experiment checkpoint), and the proposer travels with it. A proposer must therefore be
 picklable, which means building any unpicklable handle (a smolagents `CodeAgent`, an HTTP
@@ -35,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "AgentCallReport",
     "AgentError",
     "ArmSummary",
     "Proposal",
@@ -94,6 +101,9 @@ class Proposal:
         proposal_id: unique id; generated when not given.
         tokens_in: LLM input tokens spent on the proposal (0 when unknown).
         tokens_out: LLM output tokens spent on the proposal (0 when unknown).
+        tool_calls: the agent's tool calls in the call that produced the proposal
+            (`"check_drift()"`, `"register_generated_model('gen_se_0', <2210 chars>, ...)"`),
+            in order; empty when not produced by an agent.
     """
 
     name: str
@@ -111,6 +121,7 @@ class Proposal:
     proposal_id: str = field(default_factory=_new_proposal_id)
     tokens_in: int = 0
     tokens_out: int = 0
+    tool_calls: tuple[str, ...] = ()
 
     def model_name(self) -> str | None:
         """The proposal's model name: `model` if set, else the value of a `model=` override."""
@@ -175,6 +186,8 @@ class ProposalContext:
         max_tier: the highest tier the campaign allows.
         constraints: result key -> (op, bound) every trial must meet, e.g.
             `{"num_params": ("<=", 100000)}`; violating trials are recorded as infeasible.
+        store_root: the campaign's `FeedbackStore` folder, so the agent's read-only tools
+            can open it (None without a store).
     """
 
     tier: int
@@ -190,11 +203,60 @@ class ProposalContext:
     best_value: float | None = None
     max_tier: int = 2
     constraints: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    store_root: str | None = None
 
     @property
     def untried_models(self) -> tuple[str, ...]:
         """Models from `models` not yet in `tried_models`, in campaign order."""
         return tuple(m for m in self.models if m not in self.tried_models)
+
+
+@dataclass(frozen=True)
+class AgentCallReport:
+    """What one proposer call cost and did; the searcher writes it as an ``agent_call`` event.
+
+    A proposer may expose the report of its latest call as `last_call` (and attach it to an
+    exception it raises as `.report`); the searcher reads it right after the call.
+
+    Attributes:
+        model: the model id (`"offline"`, `"gpt-4o-mini"`).
+        tokens_in: input tokens over the call's model requests.
+        tokens_out: output tokens over the call's model requests.
+        steps: agent steps taken.
+        tool_calls: the tool calls in order (see `Proposal.tool_calls`).
+        duration_s: wall time of the call.
+        outcome: `"ok"`, `"failed"`, `"interrupted"` (wall time, step or token cap) or
+            `"skipped"` (the token budget was already spent).
+        error: one line on what went wrong, or None.
+        tokens_total: tokens spent by this proposer over the campaign, this call included.
+        token_budget: the campaign's token cap, or None.
+    """
+
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    steps: int = 0
+    tool_calls: tuple[str, ...] = ()
+    duration_s: float = 0.0
+    outcome: str = "ok"
+    error: str | None = None
+    tokens_total: int = 0
+    token_budget: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for event data)."""
+        return {
+            "model": self.model,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "steps": self.steps,
+            "tool_calls": list(self.tool_calls),
+            "duration_s": round(self.duration_s, 3),
+            "outcome": self.outcome,
+            "error": self.error,
+            "tokens_total": self.tokens_total,
+            "token_budget": self.token_budget,
+        }
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import Proposal
-from agent.offline import generated_model_source
+from agent.models.examples import generated_model_source
 from agent.safety.code_policy import validate_model_source
 from agent.safety.proposals import ProposalCheck
 from agent.safety.smoke import smoke_test

@@ -87,6 +87,8 @@ td.nw{white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.cfg{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:11.5px;
 color:#3e4c59;max-width:520px;word-break:break-word}
+.timeline .cfg{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
+font-size:11.5px;color:#3e4c59;word-break:break-word}
 td.err{color:#b3261e;font-size:11.5px;max-width:320px;word-break:break-word}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:11.5px;font-weight:600}
 .tier{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:5px}
@@ -350,29 +352,101 @@ def _run_table(runs: pa.Table, mode: str) -> str:
     return "".join(out)
 
 
+APPROVAL_COLORS = {
+    "approved": "#1e7e34",
+    "auto": "#7b8794",
+    "modified": "#b45309",
+    "rejected": "#b3261e",
+}
+
+
+def _approval_item(e: Event) -> tuple[str, str]:
+    """(dot colour, inner HTML) of one approval event.
+
+    Per-trial decisions (the searcher's, with ``data["run_num"]``) show the trial number, the
+    decision, who proposed it, the overrides it ran with (the proposed ones when rejected, and
+    both when modified) and the reason; older per-proposal events show their message.
+    """
+    data = e.data
+    decision = str(data.get("decision", "?"))
+    dot = APPROVAL_COLORS.get(decision, "#4C72B0")
+    if "run_num" not in data:
+        return dot, f"<b>{_e(decision)}</b> {_e(e.message)}"
+    proposed = " ".join(str(o) for o in data.get("overrides_proposed") or ())
+    ran = " ".join(str(o) for o in data.get("overrides_run") or ())
+    parts = [
+        f"<b>trial #{_e(data.get('run_num'))} {_e(decision)}</b>",
+        f'<span class="muted">proposed by {_e(data.get("origin", "?"))}</span>',
+    ]
+    if decision == "modified":
+        parts.append(f'<div class="cfg">proposed: {_e(proposed[:400])}</div>')
+        parts.append(f'<div class="cfg">ran: {_e(ran[:400])}</div>')
+    else:
+        parts.append(f'<div class="cfg">{_e((ran or proposed)[:400])}</div>')
+    reason = str(data.get("reason") or "")
+    if reason:
+        parts.append(f"<div>{_e(reason[:300])}</div>")
+    return dot, " ".join(parts)
+
+
 def _timeline(events: Sequence[Event]) -> str:
-    items = [e for e in events if e.kind in ("approval", "escalation", "agent_failure")]
+    """Escalations, agent failures and every approval decision, in order.
+
+    Consecutive automatic approvals (``auto``) fold into one line so that an unattended
+    campaign's hundreds of trials do not drown the decisions a person made.
+    """
+    kinds = ("approval", "escalation", "agent_call", "agent_failure")
+    items = [e for e in events if e.kind in kinds]
     if not items:
         return '<p class="muted">No approvals yet.</p>'
-    colors = {"approved": "#1e7e34", "modified": "#b45309", "rejected": "#b3261e"}
     out = ['<div class="scroll"><ul class="timeline">']
-    for e in items:
-        if e.kind == "approval":
-            decision = str(e.data.get("decision", "?"))
-            dot = colors.get(decision, "#4C72B0")
-            head = f"<b>{_e(decision)}</b>"
-        elif e.kind == "escalation":
-            dot = TIER_COLORS.get(e.tier or 0, "#4C72B0")
-            head = f"<b>escalation → tier {_e(e.tier)}</b>"
-        else:
-            dot, head = "#b3261e", "<b>agent failure</b>"
+    i = 0
+    while i < len(items):
+        e = items[i]
         target = " · ".join(_e(v) for v in (e.arm, e.run_id) if v)
+        if e.kind == "approval" and e.data.get("decision") == "auto" and "run_num" in e.data:
+            j = i
+            while (
+                j + 1 < len(items)
+                and items[j + 1].kind == "approval"
+                and items[j + 1].data.get("decision") == "auto"
+                and "run_num" in items[j + 1].data
+            ):
+                j += 1
+            first, last = e.data.get("run_num"), items[j].data.get("run_num")
+            span = f"trial #{_e(first)}" if i == j else f"trials #{_e(first)}–#{_e(last)}"
+            dot, body = APPROVAL_COLORS["auto"], f"<b>{span} auto-approved</b>"
+            target = "" if i != j else target
+            i = j + 1
+        else:
+            i += 1
+            if e.kind == "approval":
+                dot, body = _approval_item(e)
+            elif e.kind == "escalation":
+                dot = TIER_COLORS.get(e.tier or 0, "#4C72B0")
+                body = f"<b>escalation → tier {_e(e.tier)}</b> {_e(e.message)}"
+            elif e.kind == "agent_call":
+                dot, body = "#6b7280", _agent_call_item(e)
+            else:
+                dot, body = "#b3261e", f"<b>agent failure</b> {_e(e.message)}"
         out.append(
             f'<li style="--dot:{dot}"><div class="when">{e.time:%Y-%m-%d %H:%M:%S} UTC'
-            f"{' · ' + target if target else ''}</div>{head} {_e(e.message)}</li>"
+            f"{' · ' + target if target else ''}</div>{body}</li>"
         )
     out.append("</ul></div>")
     return "".join(out)
+
+
+def _agent_call_item(e: Event) -> str:
+    """One agent call: model, outcome, tokens, and its tool calls folded away."""
+    calls = e.data.get("tool_calls") or []
+    tools = "".join(f"<li><code>{_e(c)}</code></li>" for c in calls[:40] if isinstance(c, str))
+    folded = (
+        f"<details><summary>{len(calls)} tool calls</summary><ul>{tools}</ul></details>"
+        if tools
+        else ""
+    )
+    return f"<b>agent call</b> {_e(e.message)}{folded}"
 
 
 def _summaries(events: Sequence[Event]) -> str:

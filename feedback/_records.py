@@ -51,6 +51,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "approval",
     "agent_summary",
     "agent_failure",
+    "agent_call",
     "recommendation",
     "note",
 )
@@ -606,7 +607,8 @@ class Event:
     :meth:`feedback.SignalThresholds.to_dict`), ``escalation`` (``tier`` is the tier escalated
     to), ``approval`` (``data["decision"]`` one of :data:`APPROVALS`, ``run_id``/``arm`` of the
     proposal), ``agent_summary`` (``message`` is the agent's summary text),
-    ``agent_failure``, ``recommendation`` and ``note``.
+    ``agent_failure``, ``agent_call`` (one proposer call: ``data`` holds its model, tokens,
+    steps, tool calls and outcome), ``recommendation`` and ``note``.
 
     Attributes:
         campaign: Campaign name.

@@ -407,7 +407,7 @@ class Constraint(_Schema):
 
 
 class LLMSettings(_Schema):
-    """The proposer's model. `model: offline` uses the scripted offline proposer (no LLM).
+    """The agent's model. `model: offline` is the deterministic offline model (no LLM, no network).
 
     The API key itself never appears in a campaign file: `api_key_env` names the environment
     variable that holds it. `api_base` points at an OpenAI-compatible server; `token_budget`
@@ -669,7 +669,8 @@ class CampaignGoal(_Schema):
         """The goal as `feedback.signals.SignalThresholds` (what the escalation policy reads).
 
         Maps `escalation.{window, min_delta, patience, hopeless_after}`, `target`, `budget`
-        and `llm.token_budget`. `wall_time_min` is not mapped: it is wall-clock time for the
+        (not `llm.token_budget`: the agent enforces it, and a spent budget ends the agent's
+        calls, not the campaign). `wall_time_min` is not mapped: it is wall-clock time for the
         whole campaign (Tune's `TuneConfig(time_budget_s=goal.wall_time_s)`), while the
         thresholds' `time_budget_s` sums the runs' durations.
         """
@@ -682,7 +683,6 @@ class CampaignGoal(_Schema):
             hopeless_after=self.escalation.hopeless_after,
             target=self.target,
             budget=self.budget,
-            token_budget=self.llm.token_budget,
         )
 
 

@@ -14,14 +14,16 @@ reason on stderr), 2 bad input (a one-line reason on stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+    from rich.progress import Progress
 
     from feedback import RunRecord
 
@@ -106,6 +108,19 @@ def format_run_line(record: RunRecord, recommendation: str, best: RunRecord | No
     )
 
 
+@contextlib.contextmanager
+def _paused(progress: Progress) -> Iterator[None]:
+    """Stop the live progress display while the body runs (a prompt), then restart it."""
+    live = progress.live.is_started
+    if live:
+        progress.stop()
+    try:
+        yield
+    finally:
+        if live:
+            progress.start()
+
+
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -119,10 +134,20 @@ def _run(args: argparse.Namespace) -> int:
         goal = load_goal(args.goal)
     except CampaignError as e:
         raise UsageError(str(e)) from e
+    approval_hook = None
+    if args.approval == "terminal":
+        from agent.hooks import ApprovalError, TerminalApprovalHook
+
+        try:  # the prompt pauses the progress display (defined below) while it asks
+            approval_hook = TerminalApprovalHook(pause=lambda: _paused(progress))
+        except ApprovalError as e:
+            raise UsageError(str(e)) from e
     options = CampaignOptions(
         budget=args.budget,
         approval=args.approval,
+        approval_hook=approval_hook,
         model=args.model,
+        api_base=args.api_base,
         resume=args.resume,
         storage=Path(args.storage) if args.storage else None,
     )
@@ -145,7 +170,8 @@ def _run(args: argparse.Namespace) -> int:
 
     def on_run(record: RunRecord, recommendation: str, best: RunRecord | None) -> None:
         progress.console.print(format_run_line(record, recommendation, best), soft_wrap=True)
-        progress.advance(task)
+        if record.status != "rejected":  # a rejected trial never ran: it spends no budget
+            progress.advance(task)
 
     try:
         with progress:
@@ -167,6 +193,8 @@ def _run(args: argparse.Namespace) -> int:
         console.print("best config: " + " ".join([*best.overrides, *params]))
     else:
         console.print("best: none (no trial completed)")
+    if result.summary:
+        console.print(f"summary: {result.summary}")
     console.print(f"history:   {result.history_dir}")
     console.print(f"dashboard: {result.dashboard}")
     return EXIT_OK if result.best is not None else EXIT_FAILED
@@ -235,9 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--approval",
         choices=("terminal", "auto"),
         default="auto",
-        help="who approves agent proposals (default auto)",
+        help="who approves every trial before it is launched, Optuna's and the agent's: "
+        "auto (default) or terminal (asks here; needs an interactive terminal)",
     )
-    run.add_argument("--model", help="LLM for the agent (default the goal's llm.model)")
+    run.add_argument(
+        "--model",
+        help="the agent's model: offline (default: no LLM, no network), a LiteLLM model id "
+        "(gpt-4o-mini, anthropic/claude-sonnet-4-5), or with --api-base the model name an "
+        "OpenAI-compatible server serves",
+    )
+    run.add_argument(
+        "--api-base",
+        help="base URL of an OpenAI-compatible server (vLLM, Ollama), e.g. "
+        "http://127.0.0.1:8000/v1; the key comes from the goal's llm.api_key_env",
+    )
     run.add_argument("--resume", action="store_true", help="continue this goal's newest campaign")
     run.add_argument("--storage", help="folder for campaign directories (default ./agentune_runs)")
     sub.add_parser("list", help="list the campaign goals")

@@ -36,7 +36,8 @@ from search.searcher import AgentSearcher, Constraint
 from search.trainable import TrialSpec, make_trainable
 
 if TYPE_CHECKING:
-    from agent.proposer import Proposer
+    from agent.hooks import ApprovalHook
+    from agent.smolagents_proposer import SmolagentsProposer
     from feedback import FeedbackStore, RunRecord
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ DEFAULT_STORAGE = "agentune_runs"
 _TIMESTAMP = "%Y%m%d-%H%M%S"
 
 Approval = Literal["auto", "terminal"]
+# The most one agent call may take (model requests, tool calls, smoke tests together).
+_AGENT_WALL_TIME_S = 300.0
 
 
 @dataclass
@@ -54,8 +57,13 @@ class CampaignOptions:
 
     Attributes:
         budget: trials to run instead of the goal's `budget`.
-        approval: "auto" accepts every agent proposal; "terminal" asks at the prompt.
-        model: the LLM instead of the goal's `llm.model` ("offline": no LLM).
+        approval: who approves every trial before it is launched: "auto" approves them all
+            (`agent.hooks.AutoApprovalHook`); "terminal" asks at the terminal
+            (`agent.hooks.TerminalApprovalHook`; needs an interactive stdin).
+        approval_hook: the approval hook to use; takes precedence over `approval` (the CLI
+            passes a terminal hook that pauses its progress display while it asks).
+        model: the LLM instead of the goal's `llm.model` ("offline": the offline model).
+        api_base: an OpenAI-compatible server instead of the goal's `llm.api_base`.
         resume: continue the newest campaign of this goal instead of starting a new one.
         storage: root folder of campaign directories (default `$AGENTUNE_STORAGE` or
             `./agentune_runs`).
@@ -64,7 +72,9 @@ class CampaignOptions:
 
     budget: int | None = None
     approval: Approval = "auto"
+    approval_hook: ApprovalHook | None = None
     model: str | None = None
+    api_base: str | None = None
     resume: bool = False
     storage: Path | None = None
     seed: int | None = None
@@ -81,6 +91,8 @@ class CampaignResult:
         n_runs: runs recorded in the history.
         counts: runs per status.
         stop_reason: why the search ended.
+        duration_s: the campaign's wall time.
+        summary: the agent's summary of the campaign (also an ``agent_summary`` event).
     """
 
     campaign: str
@@ -92,6 +104,7 @@ class CampaignResult:
     counts: dict[str, int] = field(default_factory=dict)
     stop_reason: str = ""
     duration_s: float = 0.0
+    summary: str = ""
 
 
 def storage_root(storage: Path | None) -> Path:
@@ -141,30 +154,69 @@ def searcher_constraints(goal: CampaignGoal) -> dict[str, Constraint]:
     return out
 
 
-def build_proposer(
-    goal: CampaignGoal, options: CampaignOptions, history_dir: Path, campaign: str
-) -> Proposer | None:
-    """The proposer the goal asks for, wrapped in the approval hook; None when max_tier < 2.
+def build_proposer(goal: CampaignGoal, options: CampaignOptions) -> SmolagentsProposer | None:
+    """The goal's agent (`llm` settings, `--model`, `--api-base`); None when max_tier < 2.
+
+    Built before Ray starts so that a model that cannot work (an unset API key variable)
+    fails at once; `run_campaign` adds the campaign's proposal check and data dimensions.
 
     Raises:
-        CampaignError: an LLM that is not available, or terminal approval without a terminal.
+        CampaignError: the model cannot be built.
     """
     if goal.max_tier < 2:
         return None
-    from agent.approval import ApprovingProposer, hook_for
-    from agent.offline import OfflineProposer
+    from agent.proposer import AgentError
+    from agent.smolagents_proposer import proposer_from_settings
 
-    model = options.model or goal.llm.model
-    if model != "offline":
-        raise CampaignError(
-            f"{goal.spec}: llm.model {model!r} is not available yet; the LLM-backed proposer "
-            "ships with the agent package. Use --model offline (the default)"
-        )
     try:
-        hook = hook_for(options.approval)
+        return proposer_from_settings(
+            goal.llm,
+            model=options.model,
+            api_base=options.api_base,
+            wall_time_s=_AGENT_WALL_TIME_S,
+            config_dir=default_configs_dir(),
+        )
+    except (AgentError, ValueError) as e:
+        raise CampaignError(f"{goal.spec}: llm: {e}") from e
+
+
+def campaign_approval_hook(options: CampaignOptions) -> ApprovalHook:
+    """The hook that approves every trial: `options.approval_hook`, else `hook_for(approval)`.
+
+    Raises:
+        CampaignError: an unknown `approval`, or "terminal" without an interactive terminal.
+    """
+    if options.approval_hook is not None:
+        return options.approval_hook
+    from agent.hooks import hook_for
+
+    try:
+        return hook_for(options.approval)
     except ValueError as e:
         raise CampaignError(str(e)) from e
-    return ApprovingProposer(OfflineProposer(), hook, history_dir, campaign)
+
+
+def attach_approval_hook(tuner: Any, hook: ApprovalHook) -> bool:
+    """Give the searcher of a restored Tuner this session's approval hook.
+
+    `Tuner.restore` rebuilds the searcher from the copy pickled when the campaign started,
+    which holds the hook only if it pickles, and a terminal hook without the pause of this
+    session's progress display; the searcher's own `restore` then keeps a hook attached here.
+    Ray 2.60 keeps the searcher at `tuner._local_tuner._tune_config.search_alg`.
+
+    Returns:
+        Whether the hook was attached (False: the restored searcher keeps the saved one).
+    """
+    config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
+    searcher = getattr(config, "search_alg", None)
+    if not isinstance(searcher, AgentSearcher):
+        logger.warning(
+            "Could not find the restored searcher to attach the approval hook; it uses the "
+            "hook saved with the campaign."
+        )
+        return False
+    searcher.approval_hook = hook
+    return True
 
 
 def _init_ray(num_cpus: int | None = None) -> bool:
@@ -246,7 +298,8 @@ def run_campaign(
     campaign = f"{goal.spec.replace(':', '-')}-{campaign_dir.name}"
     history_dir = campaign_dir / "history"
     budget = options.budget or goal.budget
-    proposer = build_proposer(goal, options, history_dir, campaign)
+    approval_hook = campaign_approval_hook(options)
+    proposer = build_proposer(goal, options)
     constraints = searcher_constraints(goal)
     thresholds = dataclasses.replace(goal.signal_thresholds(), budget=budget)
     campaign_dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +310,13 @@ def run_campaign(
                 campaign=campaign,
                 kind="campaign",
                 message=f"{goal.spec}: {goal.description}",
-                data={"goal": goal.spec, "thresholds": thresholds.to_dict(), "budget": budget},
+                data={
+                    "goal": goal.spec,
+                    "experiment": goal.experiment,
+                    "overrides": list(goal.overrides),
+                    "thresholds": thresholds.to_dict(),
+                    "budget": budget,
+                },
             )
         )
     started_ray = _init_ray(num_cpus)
@@ -283,6 +342,9 @@ def run_campaign(
                 "num_classes": dataset.num_outputs,
             },
         )
+        if proposer is not None:
+            proposer.proposal_check = proposal_check
+            proposer.smoke_dims = dict(proposal_check.smoke_dims)
         searcher = AgentSearcher(
             space=goal.tune_space(),
             metric=goal.metric,
@@ -296,6 +358,7 @@ def run_campaign(
             constraints=constraints,
             signal_thresholds=thresholds,
             proposal_check=proposal_check,
+            approval_hook=approval_hook,
         )
         reporter = _RunReporter(store, campaign, on_run)
         ray_dir = campaign_dir / "ray"
@@ -304,6 +367,7 @@ def run_campaign(
             tuner = tune.Tuner.restore(
                 str(experiment), trainable=trainable, resume_errored=True, param_space={}
             )
+            attach_approval_hook(tuner, approval_hook)
         else:
             tuner = tune.Tuner(
                 trainable,
@@ -330,7 +394,33 @@ def run_campaign(
             import ray
 
             ray.shutdown()
-    return _finish(goal, campaign, campaign_dir, store, t0, budget, write_dashboard)
+    summary = write_summary(store, campaign, proposer, goal)
+    result = _finish(goal, campaign, campaign_dir, store, t0, budget, write_dashboard)
+    return dataclasses.replace(result, summary=summary)
+
+
+def write_summary(
+    store: FeedbackStore,
+    campaign: str,
+    proposer: SmolagentsProposer | None,
+    goal: CampaignGoal,
+) -> str:
+    """Have the agent summarise the campaign (the facts alone without one) and store it as an
+    ``agent_summary`` event; returns the text."""
+    from agent.summary import campaign_facts, facts_summary
+    from feedback import Event
+
+    facts = campaign_facts(store.root, campaign, models=goal.models, max_tier=goal.max_tier)
+    if proposer is None:
+        text, source = facts_summary(facts), "facts"
+    else:
+        text, source = proposer.summarize(facts), proposer.model_id
+    data: dict[str, Any] = {"source": source}
+    report = getattr(proposer, "last_call", None)
+    if report is not None:
+        data["call"] = report.to_dict()
+    store.append_event(Event(campaign=campaign, kind="agent_summary", message=text, data=data))
+    return text
 
 
 def trial_dirname(trial: Any) -> str:
@@ -355,7 +445,7 @@ def _finish(
     stops = store.events(campaign=campaign, kind="recommendation")
     stop_reason = next((e.message for e in reversed(stops) if e.data.get("action") == "stop"), "")
     if not stop_reason:
-        if len(records) >= budget:
+        if len(records) - counts.get("rejected", 0) >= budget:  # rejected trials never ran
             stop_reason = f"trial budget reached ({budget} trials)"
         elif goal.wall_time_s is not None and duration >= goal.wall_time_s:
             stop_reason = f"wall-time budget reached ({goal.wall_time_min:g} min)"

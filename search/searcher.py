@@ -25,7 +25,14 @@ from optuna.trial import TrialState
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.search import Searcher
 
+from agent.hooks import (
+    ApprovalDecision,
+    ApprovalHook,
+    TrialRequest,
+    merge_overrides,
+)
 from agent.proposer import (
+    AgentCallReport,
     Proposal,
     ProposalContext,
     ProposalError,
@@ -33,6 +40,7 @@ from agent.proposer import (
     model_from_overrides,
 )
 from agent.safety.proposals import ProposalCheck
+from search.approvals import REJECTED_CONSTRAINT, split_modified, trial_overrides, worst_value
 from search.arms import BASE_ARM, Arm, ArmRegistry
 from search.escalation import EscalationDecision, EscalationPolicy
 from search.space import (
@@ -91,13 +99,17 @@ class _Pending:
     """A suggested trial that has not finished."""
 
     arm: str
-    trial: optuna.Trial | None  # None for adopted trials (added to the study, not told)
+    # None for adopted and modified trials (added to the study when they finish, not told)
+    trial: optuna.Trial | None
     params: dict[str, Any]
     origin: str
     started_at: datetime
     last_step: int = 0
     # per-epoch metrics reported so far (campaign mode), stored as the run's epoch curve
     curve: list[dict[str, float]] = field(default_factory=list)
+    # the trial's fixed overrides when the approval hook changed them (else the arm's)
+    overrides: tuple[str, ...] | None = None
+    approval: str | None = None  # the approval hook's verdict (else the arm's approval)
 
 
 @dataclass
@@ -124,6 +136,24 @@ class _Batch:
 
     accepted: list[Proposal] = field(default_factory=list)
     refused: list[tuple[Any, str]] = field(default_factory=list)
+    report: AgentCallReport | None = None  # the proposer's `last_call`, when it has one
+
+
+class _ProposerFailedError(Exception):
+    """The proposer raised: carries the error and the call's report to the searcher thread."""
+
+    def __init__(self, error: BaseException, report: AgentCallReport | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.report = report
+
+
+def _call_report(proposer: Any, error: BaseException | None = None) -> AgentCallReport | None:
+    """The call's report: the error's `.report`, else the proposer's `last_call`, if any."""
+    report = getattr(error, "report", None) if error is not None else None
+    if report is None:
+        report = getattr(proposer, "last_call", None)
+    return report if isinstance(report, AgentCallReport) else None
 
 
 def _run_proposer(
@@ -146,10 +176,13 @@ def _run_proposer(
             )
         except (OSError, ValueError) as e:  # a broken store must not cost the proposal
             logger.warning("Could not read the campaign history for the agent: %s", e)
-    proposals = list(proposer.propose(context, n))
+    try:
+        proposals = list(proposer.propose(context, n))
+    except Exception as e:  # the proposer is untrusted code: any failure is recorded
+        raise _ProposerFailedError(e, _call_report(proposer, e)) from e
     if len(proposals) > n:
         logger.info("The proposer returned %d proposals; using the first %d.", len(proposals), n)
-    batch = _Batch()
+    batch = _Batch(report=_call_report(proposer))
     for proposal in proposals[:n]:
         try:
             batch.accepted.append(check(proposal))
@@ -235,7 +268,8 @@ class AgentSearcher(Searcher):
         {"arm": "resnet1d-w64",          # arm name
          "tier": 2,                      # 0 base, 2 config variant, 3 generated model
          "origin": "agent",              # optuna | agent | human | warm_start
-         "overrides": ["model=resnet1d", "model.width=64"],  # fixed by the arm
+         "overrides": ["model=resnet1d", "model.width=64"],  # fixed by the arm (plus
+                                         # keys an approval hook's modify fixed for the trial)
          "model": "resnet1d",            # or None
          "model_source": None,           # generated model code (tier 3)
          "model_config": None,           # its registered config (tier 3)
@@ -264,7 +298,8 @@ class AgentSearcher(Searcher):
 
     Contracts with Tune: picklable (the worker future and the proposal queue are dropped in
     `__getstate__` and rebuilt lazily; the proposer must be picklable, and while a call runs
-    the copy pickled when it started is saved; the store is re-opened from its root);
+    the copy pickled when it started is saved; the store is re-opened from its root; the
+    approval hook is kept only when it pickles, see `approval_hook`);
     `save`/`restore` round-trip studies, arms, pending trials and counters into a fresh
     instance (an in-flight proposer call is lost and re-requested by the policy); results
     for unknown trial ids use the config in the result; results after completion are
@@ -308,6 +343,28 @@ class AgentSearcher(Searcher):
             `ValueError` with the reason); default `agent.safety.ProposalCheck()`, the
             structural checks (override policy, model-code check). `agentune run` passes one
             that also composes and target-checks the campaign's trial config.
+        approval_hook: reviews every trial before it is launched, whoever proposed it (an
+            `agent.hooks.ApprovalHook`; the agent does not know it is there). Called in
+            `suggest` on Tune's driver thread (it may block while a person answers) with an
+            `agent.hooks.TrialRequest`. Approve: the trial runs (record approval
+            ``approved``, or ``auto`` for an automatic approval). Modify: the decision's
+            overrides are merged by key over the proposed ones; keys of the arm's space
+            become the trial's parameters, other keys are fixed for this trial only (the
+            reserved entry's ``overrides``); the result passes `proposal_check` like a
+            proposal (a refusal rejects the trial) and is recorded ``modified``; the asked
+            Optuna trial is closed as FAIL and the finished run is added to the arm's study
+            with its actual parameters when they fit its distributions. Reject (also: a hook
+            that raises): the trial is not launched; it is recorded with status
+            ``rejected`` and told to the arm's study as a constraint violation (TPE learns
+            to avoid it), counts against the arm like a failure (an arm rejected
+            `max_arm_failures` times without a value retires), and the searcher samples
+            again. Every decision is an ``approval`` event. None: every trial runs (records
+            carry the arm's approval). Pickling keeps the hook when it pickles (standard
+            `pickle`); one that does not (a callback closing over local state) stays with
+            the live searcher object only, and a copy unpickled without it stops the campaign
+            rather than run trials nobody approved (re-attach with `approval_hook = ...`).
+        max_consecutive_rejections: rejections in a row after which the campaign stops (the
+            reason is written as a ``recommendation`` event with action ``stop``).
 
     Raises:
         ValueError: invalid mode, thresholds or constraint operators.
@@ -341,6 +398,8 @@ class AgentSearcher(Searcher):
         tpe_kwargs: Mapping[str, Any] | None = None,
         annotate: bool | None = None,
         proposal_check: Callable[[Proposal], Proposal] | None = None,
+        approval_hook: ApprovalHook | None = None,
+        max_consecutive_rejections: int = 10,
     ) -> None:
         if metric is not None and not isinstance(metric, str):
             raise TypeError(
@@ -350,6 +409,15 @@ class AgentSearcher(Searcher):
             raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}.")
         if proposals_per_request < 1:
             raise ValueError(f"`proposals_per_request` must be >= 1, got {proposals_per_request}.")
+        if max_consecutive_rejections < 1:
+            raise ValueError(
+                f"`max_consecutive_rejections` must be >= 1, got {max_consecutive_rejections}."
+            )
+        if approval_hook is not None and not callable(getattr(approval_hook, "review", None)):
+            raise TypeError(
+                "`approval_hook` must have a review(request) method (an agent.hooks."
+                f"ApprovalHook), got {type(approval_hook).__name__}."
+            )
         for key, spec in (constraints or {}).items():
             if not (isinstance(spec, tuple | list) and len(spec) == 2 and spec[0] in _OPS):
                 raise ValueError(
@@ -384,6 +452,13 @@ class AgentSearcher(Searcher):
         self._history_chars = history_chars
         self._tpe_kwargs = dict(tpe_kwargs or {})
         self._proposal_check: Callable[[Proposal], Proposal] = proposal_check or ProposalCheck()
+        # The live hook; __getstate__ keeps it only when it pickles (see the class docstring).
+        self._approval_hook: ApprovalHook | None = approval_hook
+        self._approval_expected = approval_hook is not None  # a copy without it must not run
+        self._max_consecutive_rejections = max_consecutive_rejections
+        self._approval_runs = 0  # trials put to the hook (TrialRequest.run_num)
+        self._consecutive_rejections = 0
+        self._last_recommendation = ""  # latest recommendation text, for TrialRequest
 
         self._registry: ArmRegistry | None = None
         self._pending: dict[str, _Pending] = {}
@@ -402,6 +477,7 @@ class AgentSearcher(Searcher):
         self._max_concurrent: int | None = None
         # proposals waiting for the searcher to be set up, with whether they were checked
         self._held: list[tuple[Proposal, bool]] = []
+        self._budget_noted = False  # the "token budget spent" event was written
         # Handles rebuilt lazily (dropped by __getstate__).
         self._future: Future[_Batch] | None = None
         self._inbox: queue.SimpleQueue[Proposal] | None = None
@@ -465,12 +541,26 @@ class AgentSearcher(Searcher):
         if store is not None and hasattr(store, "root"):
             state["_store"] = None  # re-opened from its root: its read cache is not state
             state["_store_ref"] = (type(store), str(store.root))
+        hook = self._approval_hook
+        if hook is not None and not _picklable(hook):
+            # The live object keeps its hook; a copy made from this state stops the campaign
+            # instead of launching trials nobody approved (see the class docstring).
+            state["_approval_hook"] = None
+            if not self.__dict__.get("_hook_warned"):
+                self._hook_warned = True
+                logger.warning(
+                    "The approval hook %s cannot be pickled: it stays with this searcher "
+                    "object, and a copy restored from a checkpoint stops the campaign until "
+                    "one is re-attached (searcher.approval_hook = hook).",
+                    type(hook).__name__,
+                )
+        state.pop("_hook_warned", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         ref = state.pop("_store_ref", None)
         blob = state.pop("_proposer_blob", None)
-        self.__dict__.update(state)
+        self.__dict__.update({**_APPROVAL_STATE_DEFAULTS, **state})  # older checkpoints too
         if blob is not None:
             self._proposer = pickle.loads(blob)
         if ref is not None and self._store is None:
@@ -498,8 +588,9 @@ class AgentSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         """Load a `save`d state into this instance; it continues the same studies.
 
-        A proposer or store given to this instance's constructor replaces the saved one
-        (re-attach after a restart); otherwise the saved ones are used.
+        A proposer, store or approval hook given to this instance's constructor replaces the
+        saved one (re-attach after a restart); otherwise the saved ones are used. The approval
+        run count (`TrialRequest.run_num`) continues from the saved one.
         """
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
@@ -508,11 +599,13 @@ class AgentSearcher(Searcher):
                 f"{checkpoint_path!r} is not an AgentSearcher checkpoint (got "
                 f"{type(state).__name__}); pass a file written by AgentSearcher.save."
             )
-        proposer, store = self._proposer, self._store
+        proposer, store, hook = self._proposer, self._store, self._approval_hook
         self.close()
         self.__setstate__(state)
         if proposer is not None:
             self._proposer = proposer
+        if hook is not None:
+            self.approval_hook = hook
         if store is not None:
             self._store = store
 
@@ -594,11 +687,16 @@ class AgentSearcher(Searcher):
     # ------------------------------------------------------------------ suggest
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        """The next config; never waits for the agent.
+        """The next config; never waits for the agent (but waits for the approval hook).
+
+        With an approval hook, each sampled trial is put to it; a rejected one is recorded
+        and another is sampled, until one is approved (or modified) or
+        `max_consecutive_rejections` rejections in a row stop the campaign.
 
         Returns:
-            A config (see the class docstring), `Searcher.FINISHED` once the policy said
-            stop and no trial is running, or None while stopping with trials still running.
+            A config (see the class docstring), `Searcher.FINISHED` once the policy (or the
+            approval hook's rejections) said stop and no trial is running, or None while
+            stopping with trials still running.
 
         Raises:
             RuntimeError: no space, metric or mode is known yet.
@@ -611,25 +709,214 @@ class AgentSearcher(Searcher):
             return self._config(self._pending[trial_id])
         if self._max_concurrent is not None and len(self._pending) >= self._max_concurrent:
             return None
-        arm = registry.select()
+        pending = self._sample_approved(registry, trial_id)
+        if pending is None:  # the approval hook's rejections stopped the campaign
+            return None if self._pending else Searcher.FINISHED  # type: ignore[return-value]
+        self._pending[trial_id] = pending
+        registry[pending.arm].n_pending += 1
+        self._n_suggested += 1
+        self._peak_pending = max(self._peak_pending, len(self._pending))
+        return self._config(pending)
+
+    # ------------------------------------------------------------------ approval
+
+    @property
+    def approval_hook(self) -> ApprovalHook | None:
+        """The hook that reviews every trial (None: every trial runs)."""
+        return self._approval_hook
+
+    @approval_hook.setter
+    def approval_hook(self, hook: ApprovalHook | None) -> None:
+        """Attach (or re-attach after unpickling) the approval hook; None turns approval off."""
+        self._approval_hook = hook
+        self._approval_expected = hook is not None
+
+    def _sample(self, arm: Arm) -> _Pending:
+        """Ask the arm's study for the next trial (not yet pending anywhere)."""
         trial = arm.study.ask(fixed_distributions=arm.space)
         origin = "optuna"
         if arm.queued_origins:  # ask() pops the enqueued point first
             origin = arm.queued_origins.pop(0)
         elif arm.origin != "campaign" and arm.n_started == 0:
             origin = arm.origin  # the arm itself is the proposal being evaluated
-        pending = _Pending(
+        return _Pending(
             arm=arm.name,
             trial=trial,
             params=dict(trial.params),
             origin=origin,
             started_at=datetime.now(UTC),
         )
-        self._pending[trial_id] = pending
-        arm.n_pending += 1
-        self._n_suggested += 1
-        self._peak_pending = max(self._peak_pending, len(self._pending))
-        return self._config(pending)
+
+    def _sample_approved(self, registry: ArmRegistry, trial_id: str) -> _Pending | None:
+        """Sample trials until the approval hook lets one run; None once rejections (or a hook
+        lost in pickling) stopped the campaign."""
+        if self._approval_hook is None and self._approval_expected:
+            self._stop_campaign(
+                "the approval hook did not survive pickling (it could not be pickled), so no "
+                "trial can be approved; re-attach it (searcher.approval_hook = hook) or use a "
+                "picklable hook (a module-level callback)"
+            )
+            return None
+        while True:
+            arm = registry.select()
+            pending = self._sample(arm)
+            if self._approval_hook is None:
+                return pending
+            approved = self._review(arm, pending, trial_id)
+            if approved is not None:
+                self._consecutive_rejections = 0
+                return approved
+            self._consecutive_rejections += 1
+            if self._consecutive_rejections >= self._max_consecutive_rejections:
+                self._stop_campaign(
+                    f"{self._consecutive_rejections} trials in a row were rejected by the "
+                    "approval hook"
+                )
+                return None
+
+    def _review(self, arm: Arm, pending: _Pending, trial_id: str) -> _Pending | None:
+        """Put one sampled trial to the hook; the trial to launch, or None when rejected."""
+        hook = self._approval_hook
+        assert hook is not None
+        self._approval_runs += 1
+        proposed = trial_overrides(arm.overrides, pending.params)
+        request = TrialRequest(
+            overrides=tuple(proposed),
+            run_num=self._approval_runs,
+            arm=arm.name,
+            tier=arm.tier,
+            origin=pending.origin,
+            campaign=self.campaign,
+            store=self._store,
+            rationale=arm.rationale,
+            model_source=arm.model_source,
+            recommendation=self._last_recommendation,
+        )
+        try:
+            decision = hook.review(request)
+            if not isinstance(decision, ApprovalDecision):
+                decision = ApprovalDecision.reject(
+                    f"the approval hook returned {type(decision).__name__}, not an ApprovalDecision"
+                )
+        except Exception as e:  # fail closed: a hook that cannot answer rejects
+            logger.warning("The approval hook raised on trial %d: %s", request.run_num, e)
+            decision = ApprovalDecision.reject(f"the approval hook raised {type(e).__name__}: {e}")
+        if decision.action == "modify":
+            try:
+                modified = self._modified(arm, pending, proposed, decision)
+            except ValueError as e:  # ProposalError, SafetyError, a value of the wrong type
+                decision = ApprovalDecision.reject(f"modification refused: {e}")
+            except Exception as e:  # fail closed: a check that cannot finish refuses
+                decision = ApprovalDecision.reject(
+                    f"modification refused: the check failed ({type(e).__name__}: {e})"
+                )
+            else:
+                verdict = "modified" if modified is not pending else "approved"
+                fixed = modified.overrides if modified.overrides is not None else arm.overrides
+                run = trial_overrides(fixed, modified.params)
+                modified.approval = verdict
+                self._approval_event(verdict, request, run, decision.reason, trial_id)
+                return modified
+        if decision.action == "approve":
+            pending.approval = "auto" if decision.auto else "approved"
+            self._approval_event(pending.approval, request, proposed, decision.reason, trial_id)
+            return pending
+        reason = decision.reason or "rejected by the approval hook"
+        run_id = f"{trial_id}-rejected-{request.run_num}"
+        self._reject(arm, pending, reason, run_id)
+        self._approval_event("rejected", request, proposed, reason, run_id)
+        return None
+
+    def _modified(
+        self, arm: Arm, pending: _Pending, proposed: list[str], decision: ApprovalDecision
+    ) -> _Pending:
+        """The trial a modification asks for, checked like a proposal (`pending` itself when
+        the modification changes nothing).
+
+        Raises:
+            ValueError: a value of the wrong type, or the proposal check's refusal.
+        """
+        merged = merge_overrides(proposed, decision.overrides or ())
+        if merged == proposed:
+            return pending
+        params, fixed = split_modified(merged, arm.space)
+        proposal = Proposal(
+            name=arm.name,
+            tier=max(arm.tier, 2),
+            overrides=fixed,
+            params={hydra_path(k): v for k, v in params.items()},
+            model_source=arm.model_source,
+            model_config=arm.model_config,
+            origin="human",
+        )
+        checked = self._proposal_check(proposal)
+        if pending.trial is not None:  # the study learns the actual params when it finishes
+            arm.study.tell(pending.trial, None, state=TrialState.FAIL)
+        return replace(pending, trial=None, params=params, overrides=tuple(checked.overrides))
+
+    def _reject(self, arm: Arm, pending: _Pending, reason: str, run_id: str) -> None:
+        """Feed a rejected trial back (Optuna, the arm's counters) and record it."""
+        trial = pending.trial
+        if trial is not None:
+            if isinstance(arm.study.sampler, optuna.samplers.TPESampler):
+                # like an infeasible trial: TPE ranks it below every feasible one
+                trial.set_constraint(REJECTED_CONSTRAINT, 1.0)
+                arm.study.tell(trial, worst_value(arm.study), state=TrialState.COMPLETE)
+            else:
+                arm.study.tell(trial, None, state=TrialState.FAIL)
+        self._registry_or_raise().record(arm, None, pending.params, failed=True)
+        pending.approval = "rejected"
+        self._write_record(
+            run_id, arm, pending, _Outcome("rejected", None, reason), None, launched=False
+        )
+
+    def _registry_or_raise(self) -> ArmRegistry:
+        registry = self._registry
+        assert registry is not None  # set up before anything is sampled
+        return registry
+
+    def _approval_event(
+        self,
+        decision: str,
+        request: TrialRequest,
+        run: Sequence[str],
+        reason: str,
+        run_id: str,
+    ) -> None:
+        logger.info(
+            "trial %d (%s, arm %s): %s", request.run_num, request.origin, request.arm, decision
+        )
+        self._event(
+            "approval",
+            f"trial {request.run_num} ({request.origin}, arm {request.arm}): {decision}"
+            + (f": {reason}" if reason else ""),
+            tier=request.tier,
+            arm=request.arm,
+            run_id=run_id,
+            data={
+                "decision": decision,
+                "run_num": request.run_num,
+                "origin": request.origin,
+                "arm": request.arm,
+                "overrides_proposed": list(request.overrides),
+                "overrides_run": [] if decision == "rejected" else list(run),
+                "reason": reason,
+            },
+        )
+
+    def _stop_campaign(self, reason: str) -> None:
+        """Stop as the policy's stop does, with `reason` as a ``recommendation`` event."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._stop_reasons = (reason,)
+        self._last_action = "stop"
+        logger.warning("Stopping the campaign: %s", reason)
+        self._event(
+            "recommendation",
+            f"stop: {reason}",
+            data={"action": "stop", "reasons": [reason], "decision": "stop"},
+        )
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         """Enforce Tune's `max_concurrent_trials` here instead of in `ConcurrencyLimiter`.
@@ -655,7 +942,10 @@ class AgentSearcher(Searcher):
                 "arm": arm.name,
                 "tier": arm.tier,
                 "origin": pending.origin,
-                "overrides": list(arm.overrides),
+                # the approval hook may have changed this trial's fixed overrides
+                "overrides": list(
+                    pending.overrides if pending.overrides is not None else arm.overrides
+                ),
                 "model": arm.model,
                 "model_source": arm.model_source,
                 "model_config": arm.model_config,
@@ -856,8 +1146,10 @@ class AgentSearcher(Searcher):
             state, value = TrialState.PRUNED, None
         else:
             state, value = TrialState.FAIL, None
-        if adopted:
-            dists = {k: arm.space[k] for k in pending.params}
+        if adopted or pending.trial is None:
+            # a trial the study never asked for (adopted), or one the approval hook modified
+            # (its asked trial was closed): added with the parameters it actually ran
+            dists = {k: arm.space[k] for k in pending.params if k in arm.space}
             step = int((result or {}).get("training_iteration") or 1)
             intermediate = (
                 {step: outcome.value}
@@ -874,11 +1166,15 @@ class AgentSearcher(Searcher):
                     constraints=outcome.constraints or None,
                 )
                 arm.study.add_trial(frozen)
-            except ValueError as e:
-                logger.warning("Could not add the unknown trial to arm %r: %s", arm.name, e)
+            except ValueError as e:  # e.g. a modified value outside the distribution
+                logger.warning(
+                    "Trial not added to the study of arm %r (its parameters do not fit the "
+                    "arm's space): %s",
+                    arm.name,
+                    e,
+                )
             return
         trial = pending.trial
-        assert trial is not None  # only adopted trials have none
         for key, amount in outcome.constraints.items():
             trial.set_constraint(key, amount)
         if (
@@ -1078,7 +1374,9 @@ class AgentSearcher(Searcher):
             request, self._request = self._request, None
             try:
                 batch = future.result()
-            except Exception as e:  # the proposer is untrusted code: any failure is recorded
+            except Exception as failure:  # the proposer is untrusted code: any failure is recorded
+                e = failure.error if isinstance(failure, _ProposerFailedError) else failure
+                report = failure.report if isinstance(failure, _ProposerFailedError) else None
                 logger.warning(
                     "The proposer failed (%s: %s); tuning continues.", type(e).__name__, e
                 )
@@ -1086,9 +1384,14 @@ class AgentSearcher(Searcher):
                     "agent_failure",
                     f"{type(e).__name__}: {e}",
                     tier=request.tier if request else None,
-                    data={"error_type": type(e).__name__},
+                    data={
+                        "error_type": type(e).__name__,
+                        **({"call": report.to_dict()} if report else {}),
+                    },
                 )
-                batch = _Batch()
+                batch = _Batch(report=report)
+            if batch.report is not None:
+                self._record_call(batch, request)
             for proposal, reason in batch.refused:
                 self._refuse(proposal, reason)
             self._held.extend((p, True) for p in batch.accepted)
@@ -1209,6 +1512,9 @@ class AgentSearcher(Searcher):
                 "proposal_id": p.proposal_id,
                 "overrides": list(arm.overrides),
                 "rationale": p.rationale,
+                "tokens_in": p.tokens_in,
+                "tokens_out": p.tokens_out,
+                "tool_calls": list(p.tool_calls),
             },
         )
         return arm
@@ -1299,10 +1605,12 @@ class AgentSearcher(Searcher):
             request_in_flight=self._future is not None,
             arms_settled=self._arms_settled(),
         )
+        text = f"{action}: {'; '.join(reasons)}" if reasons else action
+        self._last_recommendation = text  # shown to the approval hook
         if action != self._last_action:
             self._event(
                 "recommendation",
-                f"{action}: {'; '.join(reasons)}" if reasons else action,
+                text,
                 data={"action": action, "reasons": list(reasons), "decision": decision.kind},
             )
             self._last_action = action
@@ -1356,11 +1664,46 @@ class AgentSearcher(Searcher):
             best_value=best.best_value if best else None,
             max_tier=self._max_tier,
             constraints=dict(self._constraints),
+            store_root=str(self._store.root) if self._store is not None else None,
         )
+
+    def _record_call(self, batch: _Batch, request: _Request | None) -> None:
+        """Write the proposer call's report (tokens, tool calls, outcome) as an event."""
+        report = batch.report
+        assert report is not None
+        names = [p.name for p in batch.accepted]
+        spent = f"{report.tokens_in + report.tokens_out} tokens"
+        if report.token_budget is not None:
+            spent += f" ({report.tokens_total} of {report.token_budget} over the campaign)"
+        self._event(
+            "agent_call",
+            f"{report.model}: {report.outcome}, {report.steps} steps, {spent}, "
+            f"{len(report.tool_calls)} tool calls"
+            + (f"; proposed {', '.join(names)}" if names else "")
+            + (f"; {report.error}" if report.error else ""),
+            tier=request.tier if request else None,
+            data={**report.to_dict(), "proposals": names},
+        )
+
+    def _agent_budget_spent(self, proposer: Proposer) -> bool:
+        """Whether the proposer's token budget is spent; says so in the history once."""
+        if not getattr(proposer, "budget_spent", False):
+            return False
+        if not self._budget_noted:
+            self._budget_noted = True
+            used = getattr(proposer, "tokens_used", None)
+            cap = getattr(proposer, "token_budget", None)
+            self._event(
+                "agent_failure",
+                f"token budget spent ({used} of {cap} tokens): the agent is not called again; "
+                "Optuna keeps tuning the existing arms",
+                data={"reason": "token_budget", "tokens_used": used, "token_budget": cap},
+            )
+        return True
 
     def _request_proposals(self, decision: EscalationDecision, records: Any) -> None:
         proposer = self._proposer
-        if proposer is None or decision.tier is None:
+        if proposer is None or decision.tier is None or self._agent_budget_spent(proposer):
             return
         context = self._context(decision.tier, decision.reasons, records)
         n = self._proposals_per_request
@@ -1396,6 +1739,7 @@ class AgentSearcher(Searcher):
         *,
         tier: int | None = None,
         arm: str | None = None,
+        run_id: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> None:
         if self._store is None:
@@ -1409,6 +1753,7 @@ class AgentSearcher(Searcher):
                 message=message,
                 tier=tier,
                 arm=arm,
+                run_id=run_id,
                 data=dict(data or {}),
             )
             self._store.append_event(event)
@@ -1422,7 +1767,11 @@ class AgentSearcher(Searcher):
         pending: _Pending,
         outcome: _Outcome,
         result: Mapping[str, Any] | None,
+        *,
+        launched: bool = True,
     ) -> RunRecord | None:
+        """Store the run of `pending` (campaign mode); `launched=False` for a trial the
+        approval hook rejected (no Tune trial: `trial_id` is only its run id)."""
         if not self._campaign_mode:
             return None
         from feedback import RunRecord
@@ -1440,11 +1789,11 @@ class AgentSearcher(Searcher):
                 mode=self._mode or "max",
                 run_id=str(result.get(RUN_ID_KEY) or trial_id),
                 status=outcome.status,
-                overrides=arm.overrides,
+                overrides=pending.overrides if pending.overrides is not None else arm.overrides,
                 params={hydra_path(k): _param_value(v) for k, v in pending.params.items()},
                 value=outcome.value,
                 error=outcome.error,
-                approval=arm.approval,
+                approval=pending.approval or arm.approval,
                 tokens_in=arm.tokens_in if charge else 0,
                 tokens_out=arm.tokens_out if charge else 0,
                 rationale=arm.rationale or None,
@@ -1452,7 +1801,7 @@ class AgentSearcher(Searcher):
             record = replace(
                 record,
                 value=outcome.value,  # None for failures, whatever the last report said
-                trial_id=trial_id,
+                trial_id=trial_id if launched else None,
                 model=record.model or arm.model,
                 dataset=_str_or_none(result.get("dataset")),
                 test_metrics={
@@ -1504,6 +1853,8 @@ class AgentSearcher(Searcher):
             "requests_made": self._requests_made,
             "proposal_pending": self.proposal_pending,
             "stopping": self._stopping,
+            "approval_runs": self._approval_runs,
+            "consecutive_rejections": self._consecutive_rejections,
         }
 
     def __deepcopy__(self, memo: dict[int, Any]) -> AgentSearcher:
@@ -1511,6 +1862,25 @@ class AgentSearcher(Searcher):
         memo[id(self)] = new
         new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
         return new
+
+
+_APPROVAL_STATE_DEFAULTS: dict[str, Any] = {
+    "_approval_hook": None,
+    "_approval_expected": False,
+    "_max_consecutive_rejections": 10,
+    "_approval_runs": 0,
+    "_consecutive_rejections": 0,
+    "_last_recommendation": "",
+}
+"""Approval state a checkpoint written before the approval step existed lacks."""
+
+
+def _picklable(obj: Any) -> bool:
+    try:
+        pickle.dumps(obj)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError):
+        return False
+    return True
 
 
 def _epoch_row(result: Mapping[str, Any]) -> dict[str, float]:

@@ -18,7 +18,7 @@ would fool these checks and break other trials sharing a worker). Anything else,
 child that died, timed out or answered garbage, rejects it, with one reason per line.
 
 Measured on the project's 2-core machine (torch 2.13 CPU, warm file cache): the offline
-template (`agent.offline.generated_model_source(16, 3, 7)`) takes 0.85 s end to end (median
+template (`agent.models.examples.generated_model_source(16, 3, 7)`) takes 0.85 s end to end (median
 of 3), mostly importing torch; the child needs 0.6-0.75 GiB of address space (RLIMIT_AS) for
 the template, an einops transformer and a scipy filter bank, so the 4 GiB default leaves
 room for a model's own tensors.

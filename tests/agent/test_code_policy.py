@@ -23,7 +23,7 @@ from model_zoo_helpers import (
     zoo_sources,
 )
 
-from agent.offline import generated_model_source
+from agent.models.examples import generated_model_source
 from agent.safety.code_policy import (
     MAX_SOURCE_BYTES,
     CodeReport,

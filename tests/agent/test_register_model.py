@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.offline import generated_model_source
-from agent.safety import UnsafeConfigError, UnsafeModelError
+from agent.models.examples import generated_model_source
+from agent.safety import UnsafeConfigError, UnsafeModelError, register_generated_model
 from agent.safety.files import GENERATED_MARKER
-from agent.tools import register_generated_model
 from biosignals.train import compose_config
 
 DIMS = {"in_channels": 3, "input_length": 216, "num_classes": 3}

@@ -16,7 +16,7 @@ import pytest
 import torch
 from model_zoo_helpers import ZOO_MODEL_CLASSES, build_zoo_model, zoo_sources
 
-from agent.offline import generated_model_source
+from agent.models.examples import generated_model_source
 from agent.safety.errors import UnsafeModelError
 from agent.safety.smoke import SmokeLimits, SmokeResult, smoke_test
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.offline import generated_model_source
+from agent.models.examples import generated_model_source
 from search.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 GOOD = generated_model_source(width=4, stages=2, kernel_size=3)
@@ -135,7 +135,7 @@ def test_the_installed_command_behaves_the_same(tmp_path: Path) -> None:
 def test_train_runs_a_registered_generated_model_under_the_guard(
     tmp_path: Path, writable_configs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from agent.tools import register_generated_model
+    from agent.safety import register_generated_model
 
     configs, _ = writable_configs
     register_generated_model("se_cli", GOOD, {"width": 4}, dims={"in_channels": 3})

@@ -131,7 +131,7 @@ def test_tier3_code_is_registered_and_travels_with_its_config(
 def test_a_registered_model_is_proposed_by_name(
     store: FeedbackStore, dirs: tuple[Path, Path]
 ) -> None:
-    from agent.tools import register_generated_model
+    from agent.safety import register_generated_model
 
     configs, generated = dirs
     registered = register_generated_model(

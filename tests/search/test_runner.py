@@ -187,3 +187,62 @@ def test_run_registers_and_trains_a_generated_model_under_the_safety_layer(
     assert registered and all((configs / "model" / f"{m}.yaml").is_file() for m in registered)
     assert {r.model for r in tier3} <= registered
     assert not [e for e in store.events(kind="agent_failure") if "refused" in e.message]
+    # the CodeAgent got there: each call's tool calls and tokens are in the history
+    calls = store.events(kind="agent_call")
+    assert calls and all(e.data["tokens_in"] > 0 for e in calls)
+    tier3_calls = [e for e in calls if e.tier == 3]
+    assert any(
+        c.startswith("register_generated_model(") for e in tier3_calls for c in e.data["tool_calls"]
+    )
+    (summary,) = store.events(kind="agent_summary")
+    assert "trials" in summary.message and summary.data["source"] == "offline"
+
+
+@pytest.mark.slow
+def test_the_same_campaign_runs_through_an_openai_compatible_server(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    writable_configs: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--model --api-base` against a scripted server on loopback: the real OpenAI client path,
+    with the offline policy computing the replies, and a key that never reaches the history."""
+    from agent.testing import ScriptedOpenAIServer, offline_responder
+
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    (folder / "gen.yaml").write_text(
+        TIER3_GOAL.replace("models: [cnn1d]", "models: [cnn1d]\n    llm: {api_key_env: STUB_KEY}"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("AGENTUNE_CAMPAIGNS_DIR", str(folder))
+    monkeypatch.setenv("STUB_KEY", "sk-stub-secret-0123456789")
+    storage = tmp_path / "runs"
+    with ScriptedOpenAIServer(responder=offline_responder()) as server:
+        code = main(
+            [
+                "run",
+                "gen:gen",
+                "--storage",
+                str(storage),
+                "--model",
+                "stub",
+                "--api-base",
+                server.url,
+            ]
+        )
+        requests = list(server.chat_requests)
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert requests and all(
+        r.headers.get("authorization") == "Bearer sk-stub-secret-0123456789" for r in requests
+    )
+    (campaign_dir,) = (storage / "gen-gen").iterdir()
+    store = FeedbackStore(campaign_dir / "history")
+    calls = store.events(kind="agent_call")
+    assert calls and {e.data["model"] for e in calls} == {"stub"}
+    assert any(r.tier == 3 and r.status == "completed" for r in store.runs())
+    assert "summary: " in out
+    for path in campaign_dir.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert b"sk-stub-secret" not in path.read_bytes(), path

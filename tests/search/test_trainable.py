@@ -9,7 +9,7 @@ import pytest
 import ray
 from ray import tune
 
-from agent.offline import generated_model_source
+from agent.models.examples import generated_model_source
 from biosignals.data.dataset import SignalDataset, Split
 from search.campaign import default_configs_dir
 from search.searcher import FINAL_KEY, RESERVED_KEY
