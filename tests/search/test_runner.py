@@ -123,7 +123,10 @@ def test_demo_dashboard_needs_no_training(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_run_escalates_and_leaves_history_and_dashboard(
-    campaigns_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    campaigns_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    writable_configs: tuple[Path, Path],  # tier 2 may write a config variant
 ) -> None:
     storage = tmp_path / "runs"
     assert main(["run", "test:tiny", "--storage", str(storage)]) == EXIT_OK
