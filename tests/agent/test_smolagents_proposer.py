@@ -258,3 +258,48 @@ def test_summary_from_the_agent_and_from_the_facts(campaign_store: FeedbackStore
     failing = SmolagentsProposer(ScriptedModel([RuntimeError("HTTP 429")]))
     text = failing.summarize(facts)
     assert "4 trials ran" in text and "val/macro_f1=0.7000" in text
+
+
+def test_the_factory_honours_every_llm_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.models import LazyModel, OfflineModel
+    from agent.smolagents_proposer import proposer_from_settings
+    from search.campaign import LLMSettings
+
+    monkeypatch.setenv("STUB_KEY", "sk-abcdef123456")
+    llm = LLMSettings(
+        model="gpt-4o-mini",
+        temperature=0.5,
+        max_steps=3,
+        api_key_env="STUB_KEY",
+        api_base="http://127.0.0.1:9/v1",
+        token_budget=999,
+    )
+    proposer = proposer_from_settings(llm, model="served", api_base="http://127.0.0.1:8/v1")
+    assert (proposer.max_steps, proposer.token_budget) == (3, 999)
+    assert isinstance(proposer.model, LazyModel)
+    settings = proposer.model.settings
+    assert (settings.model, settings.temperature, settings.api_base, settings.api_key_env) == (
+        "served",
+        0.5,
+        "http://127.0.0.1:8/v1",
+        "STUB_KEY",
+    )
+    assert b"sk-abcdef123456" not in pickle.dumps(proposer)
+    offline = proposer_from_settings(LLMSettings())
+    assert isinstance(offline.model, OfflineModel) and offline.token_budget is None
+
+
+def test_an_unset_key_variable_stops_the_campaign_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from search.campaign import CampaignError, load_goal
+    from search.runner import CampaignOptions, build_proposer
+
+    monkeypatch.delenv("AGENTUNE_TEST_KEY", raising=False)
+    goal = load_goal("mitbih:aami3_quick")
+    goal = goal.model_copy(
+        update={"llm": goal.llm.model_copy(update={"api_key_env": "AGENTUNE_TEST_KEY"})}
+    )
+    with pytest.raises(CampaignError, match="AGENTUNE_TEST_KEY") as info:
+        build_proposer(goal, CampaignOptions(model="gpt-4o-mini"))
+    assert "\n" not in str(info.value)
