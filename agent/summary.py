@@ -116,7 +116,8 @@ def facts_summary(facts: Mapping[str, Any]) -> str:
     status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     tiers = ", ".join(str(t) for t in facts.get("tiers") or []) or "-"
     models = ", ".join(facts.get("models") or []) or "-"
-    lines = [f"{n_runs} trials ran ({status}) over tiers {tiers}, with models {models}."]
+    tier_word = "tier" if len(facts.get("tiers") or []) == 1 else "tiers"
+    lines = [f"{n_runs} trials ran ({status}) at {tier_word} {tiers}, with models {models}."]
     best = facts.get("best")
     if best:
         config = " ".join(
@@ -149,7 +150,9 @@ def facts_summary(facts: Mapping[str, Any]) -> str:
     nxt = "tune the best arm longer (more epochs, a narrower learning-rate range)"
     if best and best.get("tier") == 3:
         nxt = "mutate the winning generated architecture (width, depth, kernel sizes)"
+    elif best and (facts.get("max_tier") or 0) < 3:
+        nxt += ", or raise max_tier (2: other models and variants, 3: generated architectures)"
     elif best and 3 not in (facts.get("tiers") or []):
-        nxt += ", or allow tier 3 to try generated architectures"
+        nxt += ", or give the campaign more trials so that tier 3 can try generated architectures"
     lines.append(f"Next: {nxt}.")
     return " ".join(lines)
