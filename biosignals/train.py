@@ -72,6 +72,10 @@ def compose_config(
             GlobalHydra.instance().clear()
 
 
+def _per_class_key(key: str) -> bool:
+    return "/se_" in key or "/ppv_" in key
+
+
 def format_summary(summary: TrainSummary) -> str:
     """Human-readable lines: where the artifacts are, the status and the best metric."""
     lines = [f"run_dir: {summary.run_dir}"]
@@ -91,7 +95,18 @@ def format_summary(summary: TrainSummary) -> str:
     else:
         lines.append(f"best {summary.metric}: none (no epoch completed)")
     if summary.test:
-        lines.append("test: " + "  ".join(f"{k}={v:.4f}" for k, v in summary.test.items()))
+        overall = {k: v for k, v in summary.test.items() if not _per_class_key(k)}
+        lines.append("test: " + "  ".join(f"{k}={v:.4f}" for k, v in overall.items()))
+        classes = [k.split("/se_", 1)[1] for k in summary.test if "/se_" in k]
+        if classes:
+            lines.append(
+                "test per class (Se/PPV): "
+                + "  ".join(
+                    f"{c} {summary.test[f'test/se_{c}']:.3f}/"
+                    f"{summary.test.get(f'test/ppv_{c}', float('nan')):.3f}"
+                    for c in classes
+                )
+            )
     if summary.error:
         lines.append(f"error: {summary.error}")
     return "\n".join(lines)

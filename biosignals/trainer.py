@@ -4,12 +4,15 @@ One call trains one model on one `SignalDataset` and leaves in the run directory
 
 * `config.yaml`: the resolved config;
 * `metrics.jsonl`: one JSON object per completed epoch: "epoch", "train/loss", "val/loss",
-  then "val/macro_f1", "val/accuracy", "val/balanced_accuracy" (classification) or "val/mae",
+  then "val/macro_f1", "val/accuracy", "val/balanced_accuracy" and, per class, "val/se_<class>"
+  and "val/ppv_<class>" (classification; `biosignals.metrics.per_class_metrics`) or "val/mae",
   "val/rmse" (regression, in the target's units), "lr", "time" (s since the run began),
   "epoch_time" (s) and "train_time" (s of it spent training, before validation); non-finite
   numbers are written as null;
-* `summary.json`: `TrainSummary.to_dict()` (status, best value/epoch of `trainer.metric`, test
-  metrics of the best epoch's weights, parameter count, timing, ...);
+* `summary.json`: `TrainSummary.to_dict()` (status, best value/epoch of `trainer.metric`, the
+  best epoch's validation metrics in "val", the test metrics of its weights in "test", for
+  classification both confusion matrices in "val_confusion" and "test_confusion", parameter
+  count, timing, ...);
 * `model.pt`: the best epoch's `state_dict` (when `trainer.save_model`).
 
 A NaN/inf training or validation loss ends the run with status "diverged" (no exception); an
@@ -57,6 +60,8 @@ from biosignals.metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     classification_metrics,
+    confusion_matrix,
+    per_class_from_confusion,
     regression_metrics,
 )
 from biosignals.models import count_parameters, model_short_name
@@ -105,8 +110,12 @@ class TrainSummary:
     """Outcome of one `train` call; `to_dict()` is the content of summary.json.
 
     `epochs_run` counts completed epochs (the rows of metrics.jsonl); a diverged epoch is not
-    counted. `test` holds the test-split metrics ("test/loss", "test/macro_f1", ...) of the
-    best epoch's weights, empty when no epoch completed.
+    counted. `val` holds the best epoch's validation metrics as metrics.jsonl has them
+    ("val/loss", "val/macro_f1", "val/se_S", ...); `test` the test-split metrics of the best
+    epoch's weights ("test/loss", "test/macro_f1", "test/se_S", "test/ppv_S", ...); both are
+    empty when no epoch completed. For classification, `val_confusion` and `test_confusion`
+    are the best weights' confusion matrices, ``{"classes": [...], "matrix": [[...]]}`` with
+    rows true and columns predicted (`biosignals.metrics.labelled_confusion`); None otherwise.
     """
 
     status: Status
@@ -123,7 +132,10 @@ class TrainSummary:
     model_target: str
     dataset: str
     task: str
+    val: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
+    val_confusion: dict[str, Any] | None = None
+    test_confusion: dict[str, Any] | None = None
     error: str | None = None
     seed: int = 0
     early_stopped: bool = False
@@ -616,9 +628,11 @@ def _run(
             return F.smooth_l1_loss(pred, y)
         return F.mse_loss(pred, y)
 
-    def evaluate(data: _SplitTensors, prefix: str) -> dict[str, float]:
+    class_names = list(dataset.class_names)
+
+    def evaluate(data: _SplitTensors, prefix: str) -> _Evaluation:
         return _evaluate(
-            model, data, criterion, task, num_outputs, s.eval_batch_size, device, prefix,
+            model, data, criterion, task, class_names, s.eval_batch_size, device, prefix,
             (target_mean, target_std),
         )  # fmt: skip
 
@@ -655,6 +669,7 @@ def _run(
     )
 
     status: Status = "completed"
+    best_val_confusion: npt.NDArray[np.int64] | None = None  # of an epoch of this call
     start_epoch = state.epoch + 1
     for epoch in range(start_epoch, s.epochs + 1):
         t_epoch = time.perf_counter()
@@ -682,7 +697,8 @@ def _run(
             status = "diverged"
             logger.warning("epoch %d: training loss is not finite; stopping (diverged)", epoch)
             break
-        val_metrics = evaluate(val_data, "val")
+        val_eval = evaluate(val_data, "val")
+        val_metrics = val_eval.metrics
         if not math.isfinite(val_metrics["val/loss"]):
             status = "diverged"
             logger.warning("epoch %d: validation loss is not finite; stopping (diverged)", epoch)
@@ -704,6 +720,7 @@ def _run(
         if is_best:
             state.best_value, state.best_epoch, state.bad_epochs = value, epoch, 0
             state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_val_confusion = val_eval.confusion
         else:
             state.bad_epochs += 1
         state.history.append(row)
@@ -745,9 +762,18 @@ def _run(
         if s.save_model:
             cpu_state = {k: v.cpu() for k, v in state.best_state.items()}
             torch.save(cpu_state, run_dir / MODEL_FILE)
+        best_row = next(r for r in state.history if r["epoch"] == state.best_epoch)
+        summary.val = {k: float(v) for k, v in best_row.items() if k.startswith("val/")}
+        if task == "classification" and best_val_confusion is None:
+            best_val_confusion = evaluate(val_data, "val").confusion  # best epoch before a resume
+        if best_val_confusion is not None:
+            summary.val_confusion = _labelled(best_val_confusion, class_names)
         if len(dataset.test) > 0:
             test_data = _to_tensors(dataset.test, task, target_mean, target_std, device)
-            summary.test = evaluate(test_data, "test")
+            test_eval = evaluate(test_data, "test")
+            summary.test = test_eval.metrics
+            if test_eval.confusion is not None:
+                summary.test_confusion = _labelled(test_eval.confusion, class_names)
 
 
 def _check_output_shape(
@@ -768,18 +794,30 @@ def _check_output_shape(
         )
 
 
+@dataclass
+class _Evaluation:
+    metrics: dict[str, float]  # "<prefix>/loss", "<prefix>/macro_f1", "<prefix>/se_N", ...
+    confusion: npt.NDArray[np.int64] | None  # (K, K) rows true, columns predicted; None: regression
+
+
+def _labelled(cm: npt.NDArray[np.int64], class_names: list[str]) -> dict[str, Any]:
+    """summary.json's form of a confusion matrix (`biosignals.metrics.labelled_confusion`)."""
+    return {"classes": list(class_names), "matrix": cm.tolist()}
+
+
 def _evaluate(
     model: nn.Module,
     data: _SplitTensors,
     criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     task: str,
-    num_outputs: int,
+    class_names: list[str],
     batch_size: int,
     device: torch.device,
     prefix: str,
     target_stats: tuple[float, float],
-) -> dict[str, float]:
-    """Loss and task metrics of `model` on `data`, keys prefixed "<prefix>/"."""
+) -> _Evaluation:
+    """Loss and task metrics of `model` on `data`, keys prefixed "<prefix>/"; for
+    classification also Se/PPV per class and the confusion matrix."""
     model.eval()
     with torch.inference_mode():
         outs = [
@@ -788,12 +826,17 @@ def _evaluate(
         ]
         out = torch.cat(outs)  # (N, num_outputs)
         loss = float(criterion(out, data.y.to(device)).item())
+        cm: npt.NDArray[np.int64] | None = None
         if task == "classification":
             pred = out.argmax(dim=1).cpu().numpy()  # (N,)
-            metrics = classification_metrics(data.y_raw.astype(np.int64), pred, num_outputs)
+            y_true = data.y_raw.astype(np.int64)
+            metrics = classification_metrics(y_true, pred, len(class_names))
+            cm = confusion_matrix(y_true, pred, len(class_names))  # (K, K)
+            metrics.update(per_class_from_confusion(cm, class_names))
         else:
             mean, std = target_stats
             pred = (out.squeeze(-1).float() * std + mean).cpu().numpy()  # (N,) target units
             metrics = regression_metrics(data.y_raw.astype(np.float64), pred)
     model.train()
-    return {f"{prefix}/loss": loss, **{f"{prefix}/{k}": v for k, v in metrics.items()}}
+    prefixed = {f"{prefix}/loss": loss, **{f"{prefix}/{k}": v for k, v in metrics.items()}}
+    return _Evaluation(prefixed, cm)

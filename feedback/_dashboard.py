@@ -2,7 +2,15 @@
 
 No JavaScript and no network: the charts are ``<svg>`` elements drawn by matplotlib's SVG
 backend and inlined into the page, styles are inline CSS. Every string that comes from the
-store (configs, errors, agent text) is HTML-escaped.
+store (configs, errors, agent text, class names) is HTML-escaped.
+
+Held-out test results are shown, never ranked on: the experiment log gives each run's test
+value of the campaign metric (``test/macro_f1`` beside ``val/macro_f1``) from
+``RunRecord.test_metrics``, and the "Held-out test" section the best-by-validation run's test
+confusion matrix, read from its ``test/cm_<true>_<pred>`` counts, with each class's
+sensitivity and positive predictive value computed from them (AAMI EC57's reading). Classes
+are listed in EC57 order (N, S, V, F, Q) where they have those names, the others after them
+in name order (the store keeps the counts, not the dataset's order).
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ ACTION_COLORS = {
 }
 MAX_TABLE_ROWS = 2000
 MAX_CURVES = 1500
+EC57_ORDER = ("N", "S", "V", "F", "Q")
+HELD_OUT = "held-out test: reported for reading, never used by the search or shown to the agent"
 
 CSS = """
 *{box-sizing:border-box}
@@ -102,6 +112,11 @@ border-radius:50%;background:var(--dot,#9aa5b1);border:2px solid #fff}
 margin:0 0 10px;font-size:13px;border-radius:0 6px 6px 0}
 .muted{color:#7b8794}
 .reasons{margin:6px 0 0;padding-left:18px;font-size:12.5px;color:#3e4c59}
+th.test,td.test{background:#fbf7ef}
+table.cm{width:auto}
+table.cm td{text-align:right;font-variant-numeric:tabular-nums;min-width:64px}
+table.cm td.diag{font-weight:650;background:#e6f4ea}
+table.cm th.rowh{position:static}
 """
 
 
@@ -307,7 +322,116 @@ def _config_text(row: dict[str, Any]) -> str:
     return " ".join([*row["overrides"], *(f"{k}={v}" for k, v in sorted(params.items()))])
 
 
-def _run_table(runs: pa.Table, mode: str) -> str:
+def _test_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The run's stored held-out test metrics (``test/...``), {} when none or unreadable."""
+    try:
+        data = json.loads(row.get("test_metrics") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _test_key(metric: str) -> str | None:
+    """The held-out counterpart of a validation metric: ``val/macro_f1`` -> ``test/macro_f1``."""
+    return "test/" + metric[len("val/") :] if metric.startswith("val/") else None
+
+
+def _class_order(names: set[str]) -> list[str]:
+    return [n for n in EC57_ORDER if n in names] + sorted(names - set(EC57_ORDER))
+
+
+def confusion_from_metrics(test_metrics: dict[str, float]) -> tuple[list[str], np.ndarray] | None:
+    """The test confusion matrix in a run's ``test/cm_<true>_<pred>`` counts, or None.
+
+    Returns:
+        (class names, counts of shape (K, K), rows true and columns predicted); a cell the
+        counts lack is 0. None when there are no such keys.
+    """
+    cells: dict[tuple[str, str], float] = {}
+    for key, value in test_metrics.items():
+        if not key.startswith("test/cm_"):
+            continue
+        parts = key[len("test/cm_") :].split("_")
+        if len(parts) == 2 and all(parts):
+            cells[(parts[0], parts[1])] = value
+    if not cells:
+        return None
+    classes = _class_order({c for pair in cells for c in pair})
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)))
+    for (t, p), v in cells.items():
+        matrix[index[t], index[p]] = v
+    return classes, matrix
+
+
+def _ratio(num: float, den: float) -> str:
+    return "–" if den <= 0 else f"{num / den:.3f}"
+
+
+def _confusion_table(classes: list[str], matrix: np.ndarray) -> str:
+    """EC57-style table: counts (rows true, columns predicted), Se per row, PPV per column."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in classes)
+    out = [
+        '<table class="cm"><thead><tr><th>true ↓ · predicted →</th>'
+        f"{head}<th>total</th><th>Se</th></tr></thead><tbody>"
+    ]
+    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    for i, c in enumerate(classes):
+        cells = "".join(
+            f"<td{' class=diag' if i == j else ''}>{matrix[i, j]:.0f}</td>"
+            for j in range(len(classes))
+        )
+        out.append(
+            f'<tr><th class="rowh">{_e(c)}</th>{cells}<td>{support[i]:.0f}</td>'
+            f"<td>{_ratio(matrix[i, i], support[i])}</td></tr>"
+        )
+    ppv = "".join(f"<td>{_ratio(matrix[j, j], predicted[j])}</td>" for j in range(len(classes)))
+    totals = "".join(f"<td>{v:.0f}</td>" for v in predicted)
+    out.append(f'<tr><th class="rowh">total</th>{totals}<td>{matrix.sum():.0f}</td><td></td></tr>')
+    out.append(f'<tr><th class="rowh">PPV</th>{ppv}<td></td><td></td></tr></tbody></table>')
+    return "".join(out)
+
+
+def _held_out_section(
+    runs: pa.Table, best_row: dict[str, Any] | None, metric: str, mode: str
+) -> str:
+    """The best-by-validation run's test results: its test value, the best test value of any
+    run (how well validation picked), and its test confusion matrix."""
+    if best_row is None:
+        return '<p class="muted">No completed run yet.</p>'
+    key = _test_key(metric)
+    test = _test_metrics(best_row)
+    parts = [
+        f"<p>Best run by validation: <b>{_e(best_row['run_id'])}</b> ({_e(metric)} "
+        f"{_fmt(best_row['value'])}"
+    ]
+    if key is not None and key in test:
+        parts.append(f"; {_e(key)} {_fmt(test[key])}")
+    parts.append(").")
+    if key is not None:
+        done = runs.filter(pc.equal(runs["status"], "completed")).to_pylist()
+        scored = [(t[key], r["run_id"]) for r in done if key in (t := _test_metrics(r))]
+        if scored:
+            value, run_id = max(scored) if mode == "max" else min(scored)
+            parts.append(
+                f" Best {_e(key)} of any completed run: {_fmt(value)} ({_e(run_id)}), for "
+                "comparison only."
+            )
+    parts.append("</p>")
+    found = confusion_from_metrics(test)
+    if found is None:
+        parts.append('<p class="muted">No test confusion matrix stored for this run.</p>')
+    else:
+        parts.append(_confusion_table(*found))
+        parts.append(
+            '<p class="muted">Rows: true class; columns: predicted. Se (sensitivity) = '
+            "diagonal / row total, PPV (positive predictive value) = diagonal / column total; "
+            "– where the class never occurs (Se) or is never predicted (PPV).</p>"
+        )
+    return "".join(parts)
+
+
+def _run_table(runs: pa.Table, mode: str, metric: str) -> str:
     status = np.asarray(runs["status"].to_numpy(zero_copy_only=False), dtype=object)
     values = runs["value"].to_numpy(zero_copy_only=False).astype(float)
     done = (status == "completed") & np.isfinite(values)
@@ -317,11 +441,17 @@ def _run_table(runs: pa.Table, mode: str) -> str:
     ranked += list(np.flatnonzero(~done)[::-1])  # then the others, newest first
     shown = ranked[:MAX_TABLE_ROWS]
     rows = runs.take(pa.array(np.asarray(shown, dtype=np.int64))).to_pylist() if shown else []
+    test_key = _test_key(metric)
+    test_head = (
+        f'<th class=test title="{_e(HELD_OUT)}">{_e(test_key)} (held-out test)</th>'
+        if test_key is not None
+        else ""
+    )
     out = [
         '<div class="scroll"><table><thead><tr><th>#</th><th>run</th><th>status</th>'
-        "<th>value</th><th>tier</th><th>arm</th><th>origin</th><th>model</th>"
-        "<th>config</th><th>epochs</th><th>time</th><th>approval</th><th>finished (UTC)</th>"
-        "<th>error</th></tr></thead><tbody>"
+        f"<th>{_e(metric)}</th>{test_head}<th>tier</th><th>arm</th><th>origin</th>"
+        "<th>model</th><th>config</th><th>epochs</th><th>time</th><th>approval</th>"
+        "<th>finished (UTC)</th><th>error</th></tr></thead><tbody>"
     ]
     n_done = len(done_idx)
     for i, r in enumerate(rows):
@@ -334,9 +464,14 @@ def _run_table(runs: pa.Table, mode: str) -> str:
         if r["num_params"]:
             model += f' <span class="muted">{r["num_params"] / 1e6:.2g}M</span>'
         error = _e((r["error"] or "")[:300])
+        test_cell = (
+            f"<td class='num test'>{_fmt(_test_metrics(r).get(test_key))}</td>"
+            if test_key is not None
+            else ""
+        )
         out.append(
             f"<tr><td class=num>{rank}</td><td>{_e(r['run_id'])}</td><td>{_badge(r['status'])}"
-            f"</td><td class=num>{_fmt(r['value'])}</td><td class=nw><span class=tier "
+            f"</td><td class=num>{_fmt(r['value'])}</td>{test_cell}<td class=nw><span class=tier "
             f'style="background:{color}"></span>{r["tier"]}</td><td>{_e(r["arm"])}</td>'
             f"<td>{_e(r['origin'])}</td><td>{model}</td>"
             f"<td class=cfg>{_e(_config_text(r)[:400])}</td><td class=num>{epochs}</td>"
@@ -605,7 +740,11 @@ def render_dashboard(
         '<div class="cols"><section id="approvals"><h2>Approval timeline</h2>'
         f"{_timeline(events)}</section>"
         f'<section id="agent"><h2>Agent summary</h2>{_summaries(events)}</section></div>'
-        f'<section id="log"><h2>Experiment log</h2>{_run_table(runs, mode)}</section>'
+        '<section id="holdout"><h2>Held-out test (best run by validation)</h2>'
+        f'<p class="muted">{_e(HELD_OUT)}.</p>{_held_out_section(runs, best_row, metric, mode)}'
+        "</section>"
+        '<section id="log"><h2>Experiment log</h2>'
+        f"{_run_table(runs, mode, metric)}</section>"
         "</main></body></html>"
     )
 

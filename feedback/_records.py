@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -340,7 +341,9 @@ class RunRecord:
         """Build a record from the trainer's artifacts in ``run_dir``.
 
         Reads ``summary.json`` (status, metric, mode, best value and epoch, epochs run,
-        parameter count, duration, UTC start/finish, model, dataset, test metrics, error),
+        parameter count, duration, UTC start/finish, model, dataset, test metrics, error;
+        the test confusion matrix ``test_confusion`` becomes ``test/cm_<true>_<pred>`` counts
+        in ``test_metrics``, as a campaign trial reports it),
         ``metrics.jsonl`` (epochs run, when there is no summary) and ``config.yaml`` (model
         name, when the summary has none). Trainer status ``stopped`` becomes ``pruned``
         (:data:`TRAINER_STATUS_MAP`). A run dir without ``summary.json`` (the trainer died)
@@ -423,6 +426,11 @@ class RunRecord:
             )
         model = summary.get("model") or _model_from_config(run_dir / "config.yaml")
         test = summary.get("test") or {}
+        test = (
+            {**test, **_flat_confusion(summary.get("test_confusion"), "test")}
+            if isinstance(test, Mapping)
+            else {}
+        )
         return cls(
             run_id=run_id,
             campaign=campaign,
@@ -448,7 +456,7 @@ class RunRecord:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             dataset=summary.get("dataset"),
-            test_metrics=dict(test) if isinstance(test, Mapping) else {},
+            test_metrics=test,
             rationale=rationale,
         )
 
@@ -531,6 +539,38 @@ class RunRecord:
             tokens_out=tokens_out,
             rationale=rationale,
         )
+
+
+_CLASS_TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
+
+
+def _flat_confusion(confusion: object, prefix: str) -> dict[str, float]:
+    """A trainer confusion matrix (``{"classes": [...], "matrix": [[...]]}``, rows true) as
+    ``<prefix>/cm_<true>_<pred>`` counts, class names made key tokens the way
+    ``biosignals.metrics.class_key`` does; {} (with a warning) for anything malformed."""
+    if confusion is None:
+        return {}
+    classes = confusion.get("classes") if isinstance(confusion, Mapping) else None
+    matrix = confusion.get("matrix") if isinstance(confusion, Mapping) else None
+    if isinstance(classes, list) and isinstance(matrix, list):
+        tokens = [_CLASS_TOKEN_UNSAFE.sub("-", str(c)).strip("-") for c in classes]
+        k = len(tokens)
+        rows = [row for row in matrix if isinstance(row, list) and len(row) == k]
+        counts = [_finite_or_none(v) for row in rows for v in row]
+        if (
+            k > 0
+            and all(tokens)
+            and len(set(tokens)) == k
+            and len(rows) == len(matrix) == k
+            and None not in counts
+        ):
+            return {
+                f"{prefix}/cm_{t}_{p}": float(rows[i][j])
+                for i, t in enumerate(tokens)
+                for j, p in enumerate(tokens)
+            }
+    logger.warning("ignoring a malformed confusion matrix in summary.json: %r", confusion)
+    return {}
 
 
 def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, ParamValue]:

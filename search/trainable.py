@@ -18,9 +18,11 @@ One trial:
        driver's `generated_models/` trains it all the same) with restricted builtins, and
        imported, built and trained under the runtime guard, which allows writes only inside
        the trial's run directory (`agent.safety.worker`).
-    4. Makes one last report with the run's best value under the metric name,
-       ``agentune_final: True`` and the trainer's summary (status, num_params, ...), which the
-       `AgentSearcher` turns into the trial's record.
+    4. Makes one last report (`final_report`) with the run's best value under the metric
+       name, ``agentune_final: True``, the trainer's summary (status, num_params, ...) and the
+       held-out test metrics as ``test/...`` floats (per-class Se/PPV and the confusion
+       matrix's counts included), which the `AgentSearcher` turns into the trial's record
+       (``test/...`` into `RunRecord.test_metrics`, never into what it decides on).
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
 from search.campaign import format_override_value, iter_override_items
 from search.searcher import FINAL_KEY, RESERVED_KEY, RUN_ID_KEY
+
+if TYPE_CHECKING:
+    from biosignals.trainer import TrainSummary
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +219,34 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
             except SafetyError as e:
                 raise TrialError(str(e)) from e
 
+    tune.report(final_report(spec, summary, run_dir, tune.get_context().get_trial_id()))
+
+
+def final_report(
+    spec: TrialSpec, summary: TrainSummary, run_dir: Path, trial_id: str
+) -> dict[str, Any]:
+    """The trial's last Tune report (step 4 of the module docstring).
+
+    Besides the best value and the summary's fields, it carries the held-out test results of
+    the best weights as flat floats: ``summary.test`` (``test/macro_f1``, ``test/se_S``,
+    ``test/ppv_S``, ...) and, for classification, the test confusion matrix as counts
+    ``test/cm_<true>_<pred>`` (`biosignals.metrics.flatten_confusion`). The searcher copies
+    every ``test/...`` key into `RunRecord.test_metrics` and decides on none of them; the
+    dashboard draws the matrix from the store, without the run directory.
+
+    Args:
+        spec: the campaign's shared settings (the metric's name).
+        summary: what `biosignals.trainer.train` returned.
+        run_dir: the trial's run directory.
+        trial_id: Tune's id of the trial (the run id).
+    """
+    from biosignals.metrics import flatten_confusion
+
     best = summary.best_value
     final: dict[str, Any] = {
         spec.metric: float("nan") if best is None else best,
         FINAL_KEY: True,
-        RUN_ID_KEY: tune.get_context().get_trial_id(),
+        RUN_ID_KEY: trial_id,
         "status": summary.status,
         "num_params": summary.num_params,
         "model": summary.model,
@@ -229,9 +257,11 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
         "run_dir": str(run_dir),
         **summary.test,
     }
+    if summary.test_confusion is not None:
+        final.update(flatten_confusion(summary.test_confusion, "test"))
     if summary.error:
         final["error"] = summary.error
-    tune.report(final)
+    return final
 
 
 def _load_dataset(cfg: Any) -> Any:

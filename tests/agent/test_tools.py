@@ -385,8 +385,9 @@ def test_a_real_training_run_dir_reads_back(tmp_path: Path) -> None:
     assert "test" not in json.dumps(result["epochs"]) and not any(
         k.startswith("test") for k in result
     )
-    for value in summary.test.values():
-        assert repr(value) not in json.dumps(result)
+    for key in ("test/loss", "test/macro_f1", "test/accuracy", "test/balanced_accuracy"):
+        # (per-class Se/PPV are often 0.0 or 1.0, values validation shares: keys checked above)
+        assert repr(summary.test[key]) not in json.dumps(result)
     assert config["trainer"]["lr"] == 1e-2 and config["model"]["depth"] == 2
     assert advice["run_id"] == "real" and advice["observations"]
 

@@ -114,11 +114,13 @@ def test_classification_learns_and_writes_artifacts(tmp_path: Path) -> None:
     assert data["best_value"] == max(r["val/macro_f1"] for r in rows)
     assert data["model"] == "cnn1d" and data["task"] == "classification"
     assert data["epochs_run"] == 3 and data["num_params"] > 0
+    per_class = {f"test/{m}_{c}" for m in ("se", "ppv") for c in ("lo", "mid", "hi")}
     assert set(data["test"]) == {
         "test/loss",
         "test/macro_f1",
         "test/accuracy",
         "test/balanced_accuracy",
+        *per_class,
     }
     assert data["best_value"] > 0.5  # three well-separated tones
 
