@@ -24,8 +24,10 @@ Pipeline, per record:
 Splits (de Chazal et al. 2004, the inter-patient protocol): test = DS2 records, train = DS1
 records minus a validation set of whole DS1 records. The validation records are drawn with
 `val_seed` among many random subsets of size ``round(val_fraction * len(DS1))``, preferring one
-that holds every class present in DS1, whose class mix is closest to DS1's and whose rare
-classes come from several patients (`select_validation_records`). Paced records
+that holds at least `val_min_beats` beats of every class present in DS1, then one whose class
+mix is closest to DS1's and whose rare classes come from several patients
+(`select_validation_records`). `select_cv_folds` partitions DS1 into patient-grouped folds the
+same way, for cross-validation. Paced records
 (102, 104, 107, 217) are left out, as AAMI EC57 asks. `groups` holds the record name of each
 window, so no patient appears in two splits (records 201 and 202 are the same person in the
 real database; the standard split still puts them in DS1 and DS2).
@@ -190,26 +192,63 @@ def _class_counts(seg: SegmentedRecord, n_classes: int) -> npt.NDArray[np.int64]
     return np.bincount(seg.y, minlength=n_classes).astype(np.int64)
 
 
+def _subset_score(
+    sub: npt.NDArray[np.float64], total: npt.NDArray[np.float64], min_beats: int
+) -> tuple[int, float]:
+    """(classes short of `min_beats` in the subset, soft score) of one candidate subset.
+
+    The soft score adds 1 per class present in the pool but missing from the subset or from the
+    rest, the L1 distance between the subset's class mix and the pool's, and per class 1 / the
+    effective number of subset records holding it (inverse Simpson index).
+    """
+    present = total > 0
+    val = sub.sum(axis=0)  # (K,)
+    rest = total - val
+    short = int(np.sum(present & (val < min_beats))) if min_beats > 0 else 0
+    score = float(np.sum(present & (val == 0)) + np.sum(present & (rest == 0)))
+    score += float(np.abs(val / max(val.sum(), 1.0) - total / max(total.sum(), 1.0)).sum())
+    held = val > 0
+    effective = val[held] ** 2 / (sub[:, held] ** 2).sum(axis=0)  # records per class
+    score += float((1.0 / effective).sum())
+    return short, score
+
+
+def _check_min_beats(min_beats: int) -> None:
+    if min_beats < 0:
+        raise DatasetError(f"val_min_beats must be >= 0 (0 disables it), got {min_beats}")
+
+
 def select_validation_records(
-    counts: dict[str, npt.NDArray[np.int64]], n_val: int, seed: int = 0, n_draws: int = 512
+    counts: dict[str, npt.NDArray[np.int64]],
+    n_val: int,
+    seed: int = 0,
+    n_draws: int = 512,
+    min_beats: int = 0,
 ) -> list[str]:
     """Pick `n_val` whole records for validation out of `counts` (the training pool).
 
-    Among `n_draws` random subsets (seeded), keep the one with the lowest score, the sum of:
-    1 per class present in the pool but missing from the subset or from the rest; the L1
-    distance between the subset's class mix and the pool's; and, per class, 1 / the effective
-    number of subset records holding it (inverse Simpson index), so that a rare class in
-    validation comes from several patients rather than one patient's quirks. Deterministic for
-    a given seed.
+    Among `n_draws` random subsets (seeded), keep the best by two keys, in order: first the
+    number of classes present in the pool of which the subset holds fewer than `min_beats`
+    beats (0 when every class reaches the minimum; this key is what makes the minimum a
+    requirement whenever some drawn subset meets it); then the soft score, the sum of 1 per
+    class present in the pool but missing from the subset or from the rest, the L1 distance
+    between the subset's class mix and the pool's, and per class 1 / the effective number of
+    subset records holding it (inverse Simpson index), so that a rare class in validation
+    comes from several patients rather than one patient's quirks. Deterministic for a given
+    seed; with ``min_beats=0`` the choice is the soft score's alone.
 
     Args:
         counts: record name -> windows per class, shape (num_classes,).
         n_val: records to hold out, 1 <= n_val < len(counts).
         seed: selection seed.
         n_draws: random subsets to score.
+        min_beats: beats of every present class the subset should hold (0: no minimum).
 
     Returns:
         The chosen record names, sorted.
+
+    Raises:
+        DatasetError: `n_val` or `min_beats` is out of range.
     """
     names = sorted(counts)
     if not 1 <= n_val < len(names):
@@ -217,25 +256,83 @@ def select_validation_records(
             f"need 1 <= validation records < training-pool records, got {n_val} of {len(names)}; "
             "change val_fraction or add DS1 records"
         )
+    _check_min_beats(min_beats)
     table = np.stack([counts[n] for n in names]).astype(np.float64)  # (R, K)
     total = table.sum(axis=0)
-    present = total > 0
-    pool_mix = total / max(total.sum(), 1.0)
     rng = np.random.default_rng(seed)
-    best_score, best_pick = np.inf, list(range(n_val))
+    best_key, best_pick = (len(total) + 1, np.inf), list(range(n_val))
     for _ in range(n_draws):
         pick = np.sort(rng.choice(len(names), size=n_val, replace=False))
-        sub = table[pick]  # (n_val, K)
-        val = sub.sum(axis=0)
-        rest = total - val
-        score = float(np.sum(present & (val == 0)) + np.sum(present & (rest == 0)))
-        score += float(np.abs(val / max(val.sum(), 1.0) - pool_mix).sum())
-        held = val > 0
-        effective = val[held] ** 2 / (sub[:, held] ** 2).sum(axis=0)  # records per class
-        score += float((1.0 / effective).sum())
-        if score < best_score:
-            best_score, best_pick = score, pick.tolist()
+        key = _subset_score(table[pick], total, min_beats)
+        if key < best_key:
+            best_key, best_pick = key, pick.tolist()
+    if best_key[0]:
+        logger.warning(
+            "no validation subset of %d records among %d draws holds >= %d beats of every "
+            "class (pool per class: %s); %d class(es) fall short: raise val_fraction or lower "
+            "val_min_beats",
+            n_val, n_draws, min_beats, total.astype(int).tolist(), best_key[0],
+        )  # fmt: skip
     return [names[i] for i in best_pick]
+
+
+def select_cv_folds(
+    counts: dict[str, npt.NDArray[np.int64]],
+    n_folds: int,
+    seed: int = 0,
+    n_draws: int = 512,
+    min_beats: int = 0,
+) -> list[list[str]]:
+    """Partition the records of `counts` into `n_folds` patient-grouped validation folds.
+
+    Among `n_draws` seeded random partitions into folds of near-equal size, keep the one whose
+    worst fold is best by the keys of `select_validation_records` (classes short of
+    `min_beats`, then the soft score), ties broken by the mean soft score. Fold i is the
+    validation set of the i-th cross-validation run; the other records train it.
+
+    Args:
+        counts: record name -> windows per class, shape (num_classes,).
+        n_folds: 2 <= n_folds <= len(counts).
+        seed: selection seed.
+        n_draws: random partitions to score.
+        min_beats: beats of every present class each fold should hold (0: no minimum).
+
+    Returns:
+        `n_folds` sorted lists of record names, disjoint, together all of `counts`.
+
+    Raises:
+        DatasetError: `n_folds` or `min_beats` is out of range.
+    """
+    names = sorted(counts)
+    if not 2 <= n_folds <= len(names):
+        raise DatasetError(
+            f"need 2 <= cv folds <= training-pool records, got {n_folds} folds of "
+            f"{len(names)} records; lower dataset.cv_folds"
+        )
+    _check_min_beats(min_beats)
+    table = np.stack([counts[n] for n in names]).astype(np.float64)  # (R, K)
+    total = table.sum(axis=0)
+    fold_of = np.arange(len(names)) % n_folds
+    rng = np.random.default_rng(seed)
+    best_key: tuple[int, float, float] = (len(total) * n_folds + 1, np.inf, np.inf)
+    best_assign = fold_of
+    for _ in range(n_draws):
+        assign = rng.permutation(fold_of)
+        keys = [_subset_score(table[assign == f], total, min_beats) for f in range(n_folds)]
+        key = (
+            sum(k[0] for k in keys),
+            max(k[1] for k in keys),
+            float(np.mean([k[1] for k in keys])),
+        )
+        if key < best_key:
+            best_key, best_assign = key, assign
+    if best_key[0]:
+        logger.warning(
+            "no partition into %d folds among %d draws gives every fold >= %d beats of every "
+            "class (pool per class: %s); lower cv_folds or val_min_beats",
+            n_folds, n_draws, min_beats, total.astype(int).tolist(),
+        )  # fmt: skip
+    return [[names[i] for i in np.flatnonzero(best_assign == f)] for f in range(n_folds)]
 
 
 def _concat(parts: list[SegmentedRecord], channels: int, width: int) -> Split:
@@ -267,6 +364,7 @@ def build(
     val_fraction: float = 0.2,
     val_records: Sequence[str] | None = None,
     val_seed: int = 0,
+    val_min_beats: int = 0,
     cache_dir: str | Path | None = None,
     name: str | None = None,
 ) -> SignalDataset:
@@ -282,6 +380,9 @@ def build(
         val_fraction: share of the DS1 records held out for validation (whole records).
         val_records: explicit validation records (DS1 names); overrides val_fraction.
         val_seed: seed of the validation-record choice.
+        val_min_beats: beats of every class present in DS1 that the chosen validation records
+            must hold (a requirement whenever a drawn subset meets it; 0: no minimum; see
+            `select_validation_records`). Unused with val_records.
         cache_dir: unused (real records are read in place); accepted for the builder contract.
         name: dataset name; default "mitbih/<classes>".
 
@@ -337,7 +438,10 @@ def build(
     else:
         n_val = min(max(1, round(val_fraction * len(ds1))), len(ds1) - 1)
         val = select_validation_records(
-            {r: _class_counts(segs[r], n_classes) for r in ds1}, n_val, seed=val_seed
+            {r: _class_counts(segs[r], n_classes) for r in ds1},
+            n_val,
+            seed=val_seed,
+            min_beats=val_min_beats,
         )
     train = [r for r in ds1 if r not in val]
     first = segs[ds1[0]]
@@ -438,6 +542,7 @@ def build_synthetic(
     val_fraction: float = 0.2,
     val_records: Sequence[str] | None = None,
     val_seed: int = 0,
+    val_min_beats: int = 0,
     cache_dir: str | Path | None = None,
     n_jobs: int = 1,
 ) -> SignalDataset:
@@ -451,7 +556,7 @@ def build_synthetic(
         seed: simulator seed.
         fs: simulated sampling rate (360 Hz like MIT-BIH).
         before_s, after_s, n_leads, sampling_rate, bandpass_hz, rr_features, val_fraction,
-            val_records, val_seed: see `build`.
+            val_records, val_seed, val_min_beats: see `build`.
         cache_dir: where the records go (`synthetic_records_dir`); None = the default cache.
         n_jobs: processes used to generate the records the first time.
 
@@ -475,6 +580,7 @@ def build_synthetic(
         val_fraction=val_fraction,
         val_records=val_records,
         val_seed=val_seed,
+        val_min_beats=val_min_beats,
         name=f"mitbih_synth/{classes}",
     )
     dataset.meta["generator"] = {
