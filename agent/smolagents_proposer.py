@@ -26,6 +26,7 @@ once it reaches `token_budget`, `budget_spent` is True and the searcher stops ca
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ def _one_line(text: str, n: int = 300) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+@functools.cache
 def _metered_model_class() -> type:
     """`_MeteredModel`, defined on first use so importing this module does not import
     smolagents' model stack."""
@@ -197,6 +199,8 @@ class SmolagentsProposer:
         or a searcher restored from a checkpoint taken while a call was running)."""
         if store_root is None or campaign is None:
             return
+        from agent.summary import recorded_tokens
+
         try:
             from feedback import FeedbackStore
 
@@ -204,10 +208,7 @@ class SmolagentsProposer:
         except (OSError, ValueError) as e:
             logger.debug("Could not read the agent_call events: %s", e)
             return
-        recorded = sum(
-            int(e.data.get("tokens_in") or 0) + int(e.data.get("tokens_out") or 0) for e in events
-        )
-        self.tokens_used = max(self.tokens_used, recorded)
+        self.tokens_used = max(self.tokens_used, recorded_tokens(events))
 
     # ------------------------------------------------------------------ calls
 
@@ -219,26 +220,19 @@ class SmolagentsProposer:
                 proposal; `.report` holds the call's `AgentCallReport`.
         """
         from agent.prompts import context_facts, propose_task
-        from agent.tools import ToolContext, proposals_from_answer, tools_for_tier
+        from agent.tools import proposals_from_answer, tools_for_tier
 
         self._sync_tokens(context.store_root, context.campaign)
         facts = context_facts(context, n, rejected=self._rejected(context))
         task = propose_task(facts, context.history)
-        store_root = Path(context.store_root) if context.store_root else None
-        tool_context = ToolContext(
-            store_root=store_root,
-            campaign=context.campaign,
-            campaign_dir=store_root.parent if store_root is not None else None,
-            config_dir=Path(self.config_dir) if self.config_dir else None,
-            generated_dir=Path(self.generated_dir) if self.generated_dir else None,
+        tool_context = self._tool_context(
+            context.store_root,
+            context.campaign,
             tier=context.tier,
             max_tier=context.max_tier,
             metric=context.metric,
             mode=context.mode,
             max_proposals=n,
-            smoke_dims=self.smoke_dims,
-            proposal_check=self.proposal_check,
-            history_chars=self.history_chars,
         )
         output, report, error = self._run(task, tools_for_tier(context.max_tier), tool_context)
         proposals = list(tool_context.proposals)
@@ -260,7 +254,7 @@ class SmolagentsProposer:
         """
         from agent.prompts import summary_task
         from agent.summary import facts_summary
-        from agent.tools import ToolContext, tools_for_tier
+        from agent.tools import tools_for_tier
 
         store_root = facts.get("store_root")
         self._sync_tokens(store_root, facts.get("campaign"))
@@ -273,18 +267,14 @@ class SmolagentsProposer:
                 token_budget=self.token_budget,
             )
             return facts_summary(facts)
-        root = Path(store_root) if store_root else None
-        tool_context = ToolContext(
-            store_root=root,
-            campaign=facts.get("campaign"),
-            campaign_dir=root.parent if root is not None else None,
-            config_dir=Path(self.config_dir) if self.config_dir else None,
+        tool_context = self._tool_context(
+            store_root,
+            facts.get("campaign"),
             tier=1,
             max_tier=1,
             metric=facts.get("metric"),
             mode=facts.get("mode"),
             max_proposals=0,
-            history_chars=self.history_chars,
         )
         output, report, error = self._run(summary_task(facts), tools_for_tier(1), tool_context)
         self.last_call = report
@@ -293,6 +283,38 @@ class SmolagentsProposer:
             logger.warning("The agent wrote no summary (%s); using the facts.", error or "empty")
             return facts_summary(facts)
         return text
+
+    def _tool_context(
+        self,
+        store_root: str | None,
+        campaign: str | None,
+        *,
+        tier: int,
+        max_tier: int,
+        metric: str | None,
+        mode: str | None,
+        max_proposals: int,
+    ) -> Any:
+        """The `agent.tools.ToolContext` of one call: the campaign's store and folders, this
+        proposer's config/generated dirs, smoke dimensions and proposal check."""
+        from agent.tools import ToolContext
+
+        root = Path(store_root) if store_root else None
+        return ToolContext(
+            store_root=root,
+            campaign=campaign,
+            campaign_dir=root.parent if root is not None else None,
+            config_dir=Path(self.config_dir) if self.config_dir else None,
+            generated_dir=Path(self.generated_dir) if self.generated_dir else None,
+            tier=tier,
+            max_tier=max_tier,
+            metric=metric,
+            mode=mode,
+            max_proposals=max_proposals,
+            smoke_dims=self.smoke_dims,
+            proposal_check=self.proposal_check,
+            history_chars=self.history_chars,
+        )
 
     def _run(
         self, task: str, tools: Sequence[Any], tool_context: Any

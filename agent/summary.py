@@ -8,11 +8,20 @@ gets when no agent can write one (no proposer, a failing LLM, a spent token budg
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["campaign_facts", "facts_summary"]
+__all__ = ["campaign_facts", "facts_summary", "recorded_tokens"]
+
+
+def recorded_tokens(events: Iterable[Any]) -> int:
+    """Tokens (in + out) the ``agent_call`` events among `events` record."""
+    return sum(
+        int(e.data.get("tokens_in") or 0) + int(e.data.get("tokens_out") or 0)
+        for e in events
+        if e.kind == "agent_call"
+    )
 
 
 def _arm_line(arm: str, rows: list[Any], mode: str) -> dict[str, Any]:
@@ -96,9 +105,7 @@ def campaign_facts(
         "reasons": list(recommendations[-1].data.get("reasons") or []) if recommendations else [],
         "rejected": sum(1 for r in runs if r.status == "rejected"),
         "failures": sum(1 for e in events if e.kind == "agent_failure"),
-        "tokens_used": sum(
-            int(e.data.get("tokens_in") or 0) + int(e.data.get("tokens_out") or 0) for e in calls
-        ),
+        "tokens_used": recorded_tokens(calls),
         "agent_calls": len(calls),
     }
 

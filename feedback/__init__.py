@@ -27,6 +27,7 @@ from ._records import (
     Event,
     RunRecord,
     load_epoch_metrics,
+    parse_epoch_metrics,
 )
 from ._schema import CURVES_SCHEMA, EVENTS_SCHEMA, RUNS_SCHEMA, SCHEMA_VERSION
 from ._store import FeedbackStore
@@ -67,6 +68,7 @@ __all__ = [
     "drift",
     "history_text",
     "load_epoch_metrics",
+    "parse_epoch_metrics",
     "populate_demo_history",
     "recommend",
     "render_dashboard",

@@ -34,6 +34,7 @@ __all__ = [
     "ParamValue",
     "RunRecord",
     "load_epoch_metrics",
+    "parse_epoch_metrics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -601,11 +602,43 @@ def _model_from_config(path: Path) -> str | None:
     return str(target).rsplit(".", 1)[-1].lower() if target else None
 
 
+def parse_epoch_metrics(text: str, source: str = "metrics.jsonl") -> list[dict[str, int | float]]:
+    """Parse the text of a ``metrics.jsonl``: one dict of numeric values per epoch.
+
+    Lines that are not JSON objects with an ``epoch`` key (e.g. a last line cut short by a
+    killed trainer) are skipped with a logged warning; non-numeric values (and booleans) are
+    dropped; numbers keep their JSON type.
+
+    Args:
+        text: The file's content.
+        source: What to name in warnings (the file's path).
+    """
+    out: list[dict[str, int | float]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            logger.warning("%s:%d is not a JSON object; line skipped", source, lineno)
+            continue
+        if not isinstance(obj, dict) or "epoch" not in obj:
+            logger.warning("%s:%d has no 'epoch'; line skipped", source, lineno)
+            continue
+        out.append(
+            {
+                str(k): v
+                for k, v in obj.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        )
+    return out
+
+
 def load_epoch_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     """Read the per-epoch metrics of a run from ``metrics.jsonl``.
 
-    Lines that are not JSON objects (e.g. a last line cut short by a killed trainer) are
-    skipped with a logged warning; non-numeric values are dropped.
+    See :func:`parse_epoch_metrics` for what is skipped; values come back as floats.
 
     Args:
         run_dir: The trainer's run directory.
@@ -617,26 +650,10 @@ def load_epoch_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    out: list[dict[str, float]] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            logger.warning("%s:%d is not a JSON object; line skipped", path, lineno)
-            continue
-        if not isinstance(obj, dict) or "epoch" not in obj:
-            logger.warning("%s:%d has no 'epoch'; line skipped", path, lineno)
-            continue
-        out.append(
-            {
-                str(k): float(v)
-                for k, v in obj.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            }
-        )
-    return out
+    return [
+        {k: float(v) for k, v in row.items()}
+        for row in parse_epoch_metrics(path.read_text(), str(path))
+    ]
 
 
 @dataclass(kw_only=True)

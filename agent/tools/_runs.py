@@ -229,25 +229,15 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 def read_epochs(run_dir: Path) -> list[dict[str, float]]:
     """`metrics.jsonl` as one dict per epoch (non-numbers and test metrics dropped)."""
+    from feedback import parse_epoch_metrics
+
     text = _read_artifact(run_dir, "metrics.jsonl")
     if text is None:
         return []
-    out: list[dict[str, float]] = []
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            continue  # a last line cut short by a killed trainer
-        if not isinstance(obj, dict) or "epoch" not in obj:
-            continue
-        out.append(
-            {
-                str(k): v
-                for k, v in without_test(obj).items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            }
-        )
-    return out
+    rows: list[dict[str, float]] = without_test(
+        parse_epoch_metrics(text, str(run_dir / "metrics.jsonl"))
+    )
+    return rows
 
 
 def read_config(run_dir: Path) -> dict[str, Any] | None:
