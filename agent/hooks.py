@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, runtime_checkable
 
-from agent.proposer import AgentError
+from agent.proposer import AgentError, override_key
 
 if TYPE_CHECKING:
     from feedback import FeedbackStore
@@ -66,14 +66,6 @@ NO_TERMINAL = (
 
 class ApprovalError(AgentError, ValueError):
     """An approval setting that cannot work here (e.g. a terminal prompt without a terminal)."""
-
-
-def override_key(override: str) -> str | None:
-    """The key of a `key=value` override (`+`/`~`/`++` prefixes stripped), or None without `=`."""
-    key, sep, _ = override.partition("=")
-    if not sep or not key.strip():
-        return None
-    return key.strip().lstrip("+~")
 
 
 def merge_overrides(proposed: Sequence[str], new: Sequence[str]) -> list[str]:

@@ -48,6 +48,8 @@ __all__ = [
     "ProposalContext",
     "ProposalError",
     "Proposer",
+    "model_from_overrides",
+    "override_key",
 ]
 
 ProposalOrigin = Literal["agent", "human"]
@@ -130,13 +132,20 @@ class Proposal:
         return model_from_overrides(self.overrides)
 
 
+def override_key(override: str) -> str | None:
+    """The key of a `key=value` override (`+`/`~`/`++` prefixes stripped), or None without `=`."""
+    key, sep, _ = override.partition("=")
+    if not sep or not key.strip():
+        return None
+    return key.strip().lstrip("+~")
+
+
 def model_from_overrides(overrides: Sequence[str]) -> str | None:
     """The value of the last `model=<name>` override (Hydra group selection), or None."""
     found: str | None = None
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if sep and key.strip().lstrip("+~") == "model":
-            found = value.strip()
+        if override_key(item) == "model":
+            found = item.partition("=")[2].strip()
     return found
 
 

@@ -22,7 +22,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from agent.hooks import override_key
+from agent.proposer import override_key
 from search.space import hydra_path
 
 __all__ = ["REJECTED_CONSTRAINT", "split_modified", "trial_overrides", "worst_value"]

@@ -38,6 +38,7 @@ from agent.proposer import (
     ProposalError,
     Proposer,
     model_from_overrides,
+    override_key,
 )
 from agent.safety.proposals import ProposalCheck
 from search.approvals import REJECTED_CONSTRAINT, split_modified, trial_overrides, worst_value
@@ -212,13 +213,6 @@ def _start_worker(fn: Callable[..., _Batch], *args: Any) -> Future[_Batch]:
 
     threading.Thread(target=run, name="agentune-proposer", daemon=True).start()
     return future
-
-
-def _override_key(override: str) -> str | None:
-    key, sep, _ = override.partition("=")
-    if not sep:
-        return None
-    return key.strip().lstrip("+~")
 
 
 class AgentSearcher(Searcher):
@@ -1408,7 +1402,7 @@ class AgentSearcher(Searcher):
                 self._apply(proposal, checked=checked)
 
     def _fixed_keys(self, overrides: Iterable[str]) -> list[str]:
-        return [k for k in (_override_key(o) for o in overrides) if k]
+        return [k for k in (override_key(o) for o in overrides) if k]
 
     def _check(self, proposal: Any) -> Proposal:
         """The proposal contract, the space conversion and the safety layer's check, in order.
@@ -1530,7 +1524,7 @@ class AgentSearcher(Searcher):
             return f"tier must be 2 or 3, got {p.tier!r}"
         if isinstance(p.overrides, str) or not all(isinstance(o, str) for o in p.overrides):
             return f"overrides must be a list of Hydra override strings, got {p.overrides!r}"
-        bad = [o for o in p.overrides if _override_key(o) is None and not o.startswith("~")]
+        bad = [o for o in p.overrides if override_key(o) is None and not o.startswith("~")]
         if bad:
             return f"overrides must look like key=value, got {bad!r}"
         has_source = isinstance(p.model_source, str) and bool(p.model_source.strip())
