@@ -134,7 +134,8 @@ class SmolagentsProposer:
         config_dir: Hydra config folder the tools read and write (default: the safety
             layer's, `$AGENTUNE_CONFIG_DIR` or the repository's `configs/`).
         generated_dir: where tier-3 code is registered (default `generated_models/`).
-        smoke_dims: in_channels, input_length, num_classes for the tier-3 smoke test.
+        smoke_dims: in_channels, input_length, num_classes (and optional num_features) for
+            the tier-3 smoke test.
         proposal_check: run by `propose_trials` so the agent sees refusals at once (the
             searcher checks again); None: the structural `agent.safety.ProposalCheck()`.
         history_chars: length cap of the history text in the task.

@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -64,7 +64,7 @@ from biosignals.metrics import (
     per_class_from_confusion,
     regression_metrics,
 )
-from biosignals.models import count_parameters, model_short_name
+from biosignals.models import count_parameters, model_short_name, takes_side_features
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +308,7 @@ def _tensor(a: npt.NDArray[Any], dtype: torch.dtype) -> torch.Tensor:
 @dataclass
 class _SplitTensors:
     x: torch.Tensor  # (N, C, T) float32
+    f: torch.Tensor  # (N, F) float32 side features; F may be 0
     y: torch.Tensor  # (N,) int64 class or float32 standardised target
     y_raw: npt.NDArray[Any]  # (N,) original targets, for metrics
 
@@ -326,15 +327,16 @@ def _to_tensors(
     split: Split, task: str, target_mean: float, target_std: float, device: torch.device
 ) -> _SplitTensors:
     x = _tensor(split.x, torch.float32)
+    f = _tensor(split.features, torch.float32)
     if task == "classification":
         y = _tensor(split.y, torch.int64)
     else:
         y = (_tensor(split.y, torch.float32) - target_mean) / target_std
     if _fits_on(device, x.element_size() * x.nelement()):
-        x, y = x.to(device), y.to(device)
+        x, f, y = x.to(device), f.to(device), y.to(device)
     elif device.type == "cuda":
-        x, y = x.pin_memory(), y.pin_memory()
-    return _SplitTensors(x=x, y=y, y_raw=np.asarray(split.y))
+        x, f, y = x.pin_memory(), f.pin_memory(), y.pin_memory()
+    return _SplitTensors(x=x, f=f, y=y, y_raw=np.asarray(split.y))
 
 
 def _batched_length(n: int, batch_size: int) -> int:
@@ -352,27 +354,36 @@ def _train_batches(
     generator: torch.Generator,
     device: torch.device,
     num_workers: int,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled (x, y) batches; a trailing batch of one window is dropped (BatchNorm)."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Shuffled (x, features, y) batches; a trailing batch of one window is dropped
+    (BatchNorm)."""
     n = len(data)
     if num_workers > 0:
         from torch.utils.data import DataLoader, TensorDataset
 
         loader = DataLoader(
-            TensorDataset(data.x, data.y),
+            TensorDataset(data.x, data.f, data.y),
             batch_size=batch_size,
             shuffle=True,
             generator=generator,
             num_workers=num_workers,
             drop_last=n % batch_size == 1,
         )
-        for xb, yb in loader:
-            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        for xb, fb, yb in loader:
+            yield (
+                xb.to(device, non_blocking=True),
+                fb.to(device, non_blocking=True),
+                yb.to(device, non_blocking=True),
+            )
         return
     perm = torch.randperm(n, generator=generator).to(data.x.device)
     for i in range(0, _batched_length(n, batch_size), batch_size):
         idx = perm[i : i + batch_size]
-        yield data.x[idx].to(device, non_blocking=True), data.y[idx].to(device, non_blocking=True)
+        yield (
+            data.x[idx].to(device, non_blocking=True),
+            data.f[idx].to(device, non_blocking=True),
+            data.y[idx].to(device, non_blocking=True),
+        )
 
 
 def _make_scheduler(
@@ -587,12 +598,20 @@ def _run(
     if OmegaConf.select(cfg, "model._target_") is None:
         raise TrainerError("cfg.model._target_ is missing; choose a model, e.g. model=cnn1d")
     num_outputs = dataset.num_outputs
+    uses_features = takes_side_features(get_object(str(cfg.model._target_)))
+    side_args = {"num_features": dataset.num_features} if uses_features else {}
     model: nn.Module = instantiate(
         cfg.model,
         in_channels=dataset.in_channels,
         input_length=dataset.input_length,
         num_classes=num_outputs,
+        **side_args,
     )
+    if dataset.num_features and not uses_features:
+        logger.info(
+            "model %s does not declare num_features: its %d side features are not given to it",
+            summary.model_target, dataset.num_features,
+        )  # fmt: skip
     if not isinstance(model, nn.Module):
         raise TrainerError(
             f"model._target_ {summary.model_target!r} must build a torch.nn.Module, "
@@ -600,7 +619,8 @@ def _run(
         )
     model.to(device)
     summary.num_params = count_parameters(model)
-    _check_output_shape(model, dataset, num_outputs, device)
+    forward = _forward_fn(model, uses_features)
+    _check_output_shape(forward, model, dataset, num_outputs, device)
 
     # data
     target_mean, target_std = 0.0, 1.0
@@ -632,7 +652,7 @@ def _run(
 
     def evaluate(data: _SplitTensors, prefix: str) -> _Evaluation:
         return _evaluate(
-            model, data, criterion, task, class_names, s.eval_batch_size, device, prefix,
+            model, forward, data, criterion, task, class_names, s.eval_batch_size, device, prefix,
             (target_mean, target_std),
         )  # fmt: skip
 
@@ -677,8 +697,8 @@ def _run(
         loss_sum = torch.zeros((), device=device)
         seen, diverged = 0, False
         batches = _train_batches(train_data, s.batch_size, generator, device, s.num_workers)
-        for step, (xb, yb) in enumerate(batches, start=1):
-            out = model(xb)  # (B, num_outputs)
+        for step, (xb, fb, yb) in enumerate(batches, start=1):
+            out = forward(xb, fb)  # (B, num_outputs)
             loss = criterion(out, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -776,14 +796,31 @@ def _run(
                 summary.test_confusion = _labelled(test_eval.confusion, class_names)
 
 
+_Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(x (B, C, T), features (B, F)) -> scores (B, num_outputs)."""
+
+
+def _forward_fn(model: nn.Module, uses_features: bool) -> _Forward:
+    """The model's forward as the contract says to call it: with the side features when its
+    constructor declares ``num_features``, on the windows alone otherwise."""
+    if uses_features:
+        return lambda x, f: model(x, f)
+    return lambda x, _f: model(x)
+
+
 def _check_output_shape(
-    model: nn.Module, dataset: SignalDataset, num_outputs: int, device: torch.device
+    forward: _Forward,
+    model: nn.Module,
+    dataset: SignalDataset,
+    num_outputs: int,
+    device: torch.device,
 ) -> None:
     """Fail early, with the contract in the message, when forward returns a wrong shape."""
     x = _tensor(dataset.train.x[:2], torch.float32).to(device)  # (2, C, T)
+    f = _tensor(dataset.train.features[:2], torch.float32).to(device)  # (2, F)
     model.eval()
     with torch.inference_mode():
-        out = model(x)
+        out = forward(x, f)
     model.train()
     expected = (len(x), num_outputs)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
@@ -807,6 +844,7 @@ def _labelled(cm: npt.NDArray[np.int64], class_names: list[str]) -> dict[str, An
 
 def _evaluate(
     model: nn.Module,
+    forward: _Forward,
     data: _SplitTensors,
     criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     task: str,
@@ -821,7 +859,10 @@ def _evaluate(
     model.eval()
     with torch.inference_mode():
         outs = [
-            model(data.x[i : i + batch_size].to(device, non_blocking=True))
+            forward(
+                data.x[i : i + batch_size].to(device, non_blocking=True),
+                data.f[i : i + batch_size].to(device, non_blocking=True),
+            )
             for i in range(0, len(data), batch_size)
         ]
         out = torch.cat(outs)  # (N, num_outputs)

@@ -214,6 +214,9 @@ def _check_model(args: argparse.Namespace) -> int:
     for flag, value in dims.items():
         if value < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    if args.num_features < 0:
+        raise UsageError(f"--num-features must be an integer >= 0, got {args.num_features}")
+    dims["num_features"] = args.num_features
     path = Path(args.file)
     try:
         verdict = check_model_file(path, class_name=args.class_name, dims=dims)
@@ -222,6 +225,8 @@ def _check_model(args: argparse.Namespace) -> int:
             f"cannot read {path}: {e.strerror or e}; pass the path of a Python file"
         ) from e
     shape = f"(2, {dims['in_channels']}, {dims['input_length']})"
+    if verdict.uses_features:
+        shape += f" + features (2, {dims['num_features']})"
     if verdict.accepted:
         print(
             f"accepted: {path}: class {verdict.class_name}, {verdict.num_params:,} parameters, "
@@ -292,9 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for key, default in DEFAULT_SMOKE_DIMS.items():
         flag = key.replace("_", "-")
-        check.add_argument(
-            f"--{flag}", type=int, default=default, help=f"smoke-test {key} (default {default})"
-        )
+        text = f"smoke-test {key} (default {default})"
+        if key == "num_features":
+            text = (
+                f"side features per window (default {default}, the ECG RR-interval features; "
+                "0 for none), given as forward(x, features) to a class declaring num_features"
+            )
+        check.add_argument(f"--{flag}", type=int, default=default, help=text)
     dash = sub.add_parser("dashboard", help="write a campaign's standalone HTML dashboard")
     dash.add_argument("campaign_dir", nargs="?", help="folder a campaign wrote (holds history/)")
     dash.add_argument("--out", help="where to write the HTML (default CAMPAIGN_DIR/dashboard.html)")

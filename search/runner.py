@@ -340,6 +340,7 @@ def run_campaign(
                 "in_channels": dataset.in_channels,
                 "input_length": dataset.input_length,
                 "num_classes": dataset.num_outputs,
+                "num_features": dataset.num_features,
             },
         )
         if proposer is not None:

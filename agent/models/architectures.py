@@ -7,7 +7,11 @@ self-attention block, or attention pooling over time) and a linear head. `render
 writes it as a model module that follows the model contract of `biosignals.models`
 (keyword-only `in_channels`, `input_length`, `num_classes` plus scalar hyperparameters with
 defaults; `forward` maps (B, C, T) to (B, num_classes)), imports only torch and passes
-`agent.safety.code_policy.validate_model_source`.
+`agent.safety.code_policy.validate_model_source`. The rendered constructor also declares the
+contract's optional `num_features: int = 0`, so the trainer passes the dataset's per-window
+side features (ECG: 9 RR-interval features) as `forward(x, features)` with features (B, F):
+they are fused late, `ReLU(Linear(F, 16))` concatenated with the pooled embedding before the
+head.
 
 `mutations(base, index)` is the deterministic index-th variant of `base`: index 0 is `base`
 itself, then every variant that changes one design choice (attention, SE gates, kernel size,
@@ -37,6 +41,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_MAX_PARAMS",
     "FAMILY_BASES",
+    "FEATURE_EMBED",
     "ArchitectureSpec",
     "base_spec",
     "estimate_params",
@@ -54,6 +59,8 @@ DEFAULT_MAX_PARAMS = 100_000
 `num_params` (a watch-sized model is 100k), so no variant is bigger by default."""
 
 _MAX_CHANNEL_MULT = 4  # channels stop doubling at 4 * width: keeps deep variants small
+FEATURE_EMBED = 16
+"""Width of the side features' projection in rendered models (late fusion before the head)."""
 _MAX_CYCLES = 8  # index beyond the variant count: the list repeats with more dropout
 
 
@@ -196,13 +203,17 @@ def _se(c: int, reduction: int) -> int:
     return c * hidden + hidden + hidden * c + c
 
 
-def estimate_params(spec: ArchitectureSpec, in_channels: int = 1, num_classes: int = 5) -> int:
+def estimate_params(
+    spec: ArchitectureSpec, in_channels: int = 1, num_classes: int = 5, num_features: int = 0
+) -> int:
     """Trainable parameters of `render_source(spec)`'s model (exact; independent of T).
 
     Args:
         spec: the architecture.
         in_channels: input channels C.
         num_classes: outputs.
+        num_features: side features F per window the model is built with (0: none); F > 0
+            adds the projection `Linear(F, 16)` and 16 head inputs.
 
     Returns:
         The parameter count.
@@ -225,6 +236,9 @@ def estimate_params(spec: ArchitectureSpec, in_channels: int = 1, num_classes: i
         total += 2 * c + (4 * c * c + 4 * c) + 2 * c + (4 * c * c + 3 * c)  # norms, MHA, MLP
     elif spec.attention == "pool":
         total += c + 1
+    if num_features > 0:
+        total += num_features * FEATURE_EMBED + FEATURE_EMBED  # the features' projection
+        c += FEATURE_EMBED  # fused into the head's input
     return total + c * num_classes + num_classes
 
 
@@ -440,6 +454,8 @@ class {cls}(nn.Module):
         in_channels: channels C of the input windows.
         input_length: samples T per window (T >= 2**stages).
         num_classes: outputs (class count, or 1 for regression).
+        num_features: side features F per window (0: none); F > 0 fuses ReLU(Linear(F, 16))
+            of forward's `features` (B, F) with the pooled embedding before the head.
         width: stem channels; stage s has width * min(2**s, 4).
         stages: number of stages; each after the first halves the time axis.
         blocks_per_stage: blocks per stage.
@@ -454,6 +470,7 @@ class {cls}(nn.Module):
         in_channels: int,
         input_length: int,
         num_classes: int,
+        num_features: int = 0,
         width: int = {width},
         stages: int = {stages},
         blocks_per_stage: int = {blocks_per_stage},
@@ -474,6 +491,8 @@ class {cls}(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must satisfy 0 <= dropout < 1, got {{dropout}}")
+        if num_features < 0:
+            raise ValueError(f"num_features must be >= 0, got {{num_features}}")
         pad = kernel_size // 2
         self.stem = nn.Sequential(
             nn.Conv1d(in_channels, width, kernel_size, stride=2, padding=pad, bias=False),
@@ -491,12 +510,20 @@ class {cls}(nn.Module):
                 )
                 c = c_out
         self.blocks = nn.Sequential(*blocks){head_init}
+        self.num_features = num_features
+        if num_features > 0:  # late fusion of the side features (RR intervals for ECG)
+            self.feature_proj = nn.Sequential(nn.Linear(num_features, {embed}), nn.ReLU())
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(c, num_classes)
+        self.head = nn.Linear(c + ({embed} if num_features > 0 else 0), num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         h = self.stem(x)  # (B, width, T / 2)
         h = self.blocks(h)  # (B, C_last, T / 2**stages){head_forward}
+        if self.num_features > 0:
+            if features is None:  # called without side features: zeros stand in for them
+                features = h.new_zeros(h.shape[0], self.num_features)  # (B, F)
+            f = self.feature_proj(features.to(h.dtype))  # (B, {embed})
+            h = torch.cat([h, f], dim=1)  # (B, C_last + {embed})
         return self.head(self.dropout(h))  # (B, num_classes)
 '''
 
@@ -505,8 +532,9 @@ def render_source(spec: ArchitectureSpec) -> str:
     """Python source of a model module for `spec` (ends with a newline).
 
     The module imports only torch, defines its helper blocks and one model class
-    (`spec.class_name`) whose constructor takes the model contract's keyword arguments plus
-    the hyperparameters of `model_args(spec)` with the spec's values as defaults.
+    (`spec.class_name`) whose constructor takes the model contract's keyword arguments (the
+    optional `num_features: int = 0` too, see the module docstring) plus the hyperparameters
+    of `model_args(spec)` with the spec's values as defaults; `forward(x, features=None)`.
 
     Raises:
         ValueError: the spec is not buildable (`spec.problems()`).
@@ -543,7 +571,7 @@ def render_source(spec: ArchitectureSpec) -> str:
         head_forward = "\n        h = h.mean(dim=-1)  # (B, C_last): global average over time"
     model = _MODEL.format(
         cls=spec.class_name,
-        summary=f"{spec.class_name}: {spec.describe()}; (B, C, T) -> (B, num_classes).",
+        summary=f"{spec.class_name}: {spec.describe()}; (B, C, T) [+ (B, F)] -> (B, num_classes).",
         width=spec.width,
         stages=spec.stages,
         blocks_per_stage=spec.blocks_per_stage,
@@ -555,13 +583,16 @@ def render_source(spec: ArchitectureSpec) -> str:
         block_extra=", reduction" if se else "",
         head_init=head_init,
         head_forward=head_forward,
+        embed=FEATURE_EMBED,
     )
     header = (
         f'"""{spec.class_name}: a 1D network written by agentune\'s offline model '
         f"(family {spec.family}).\n\n"
         f"{_wrap(spec.describe() + '.')}\n"
         "A stride-2 stem, then stages that halve the time axis and double the channels (up to\n"
-        f'4x width), then {_head_words(spec)} and a linear head.\n"""\n\n'
+        f"4x width), then {_head_words(spec)} and a linear head (with num_features > 0, the\n"
+        f"side features are projected to {FEATURE_EMBED} and concatenated before it).\n"
+        '"""\n\n'
         "import torch\nfrom torch import nn\n"
     )
     parts = [header]

@@ -3,8 +3,11 @@
 `generated_model_source(width, stages, kernel_size)` returns the source of `SEResNet1D`, a
 residual 1D CNN with squeeze-and-excitation gates that follows the workload's model contract
 (keyword-only `in_channels`, `input_length`, `num_classes` plus scalar hyperparameters with
-defaults; `(B, C, T) -> (B, num_classes)`) and imports only torch. It is what a well-behaved
-tier-3 proposal looks like; the offline model writes its own from `agent.models.architectures`.
+defaults; `(B, C, T) -> (B, num_classes)`) and imports only torch. It also declares the
+contract's optional `num_features: int = 0`: given `forward(x, features)` with per-window side
+features (B, F) (ECG: 9 RR-interval features), it fuses `ReLU(Linear(F, 16))` of them with the
+pooled embedding before the head. It is what a well-behaved tier-3 proposal looks like; the
+offline model writes its own from `agent.models.architectures`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ __all__ = ["generated_model_source"]
 _SE_RESNET_TEMPLATE = '''"""SEResNet1D: residual 1D CNN with squeeze-and-excitation gates.
 
 Each block: conv -> BN -> ReLU -> conv -> BN, scaled per channel by a squeeze-and-excitation
-gate, plus the (projected) input; a stride-2 block halves the time axis.
+gate, plus the (projected) input; a stride-2 block halves the time axis. With num_features > 0
+the per-window side features (B, F) are projected to 16 and concatenated before the head.
 """
 
 import torch
@@ -55,6 +59,7 @@ class SEResNet1D(nn.Module):
         in_channels: int,
         input_length: int,
         num_classes: int,
+        num_features: int = 0,
         width: int = {width},
         stages: int = {stages},
         kernel_size: int = {kernel_size},
@@ -79,15 +84,33 @@ class SEResNet1D(nn.Module):
             blocks.append(SEBlock(c, c_out, kernel_size, stride=stride, reduction=reduction))
             c = c_out
         self.blocks = nn.Sequential(*blocks)
+        self.num_features = num_features
+        if num_features > 0:  # late fusion of the side features (RR intervals for ECG)
+            self.feature_proj = nn.Sequential(nn.Linear(num_features, 16), nn.ReLU())
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(c, num_classes)
+        self.head = nn.Linear(c + (16 if num_features > 0 else 0), num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         h = self.blocks(self.stem(x))  # (B, width * 2**(stages-1), T / 2**(stages-1))
-        return self.head(self.dropout(h.mean(dim=-1)))  # (B, num_classes)
+        h = h.mean(dim=-1)  # (B, C_last)
+        if self.num_features > 0:
+            if features is None:  # called without side features: zeros stand in for them
+                features = h.new_zeros(h.shape[0], self.num_features)  # (B, F)
+            h = torch.cat([h, self.feature_proj(features.to(h.dtype))], dim=1)  # (B, C_last + 16)
+        return self.head(self.dropout(h))  # (B, num_classes)
 '''
 
 
 def generated_model_source(width: int, stages: int, kernel_size: int) -> str:
-    """The tier-3 template filled in: Python source defining `SEResNet1D`."""
+    """The tier-3 template filled in: Python source defining `SEResNet1D`.
+
+    Args:
+        width: stem channels; stage i has `width * 2**i`.
+        stages: residual stages (each after the first halves the time axis).
+        kernel_size: odd convolution kernel size.
+
+    Returns:
+        The module source; its constructor takes the contract's keyword arguments, the optional
+        `num_features: int = 0`, and `width`, `stages`, `kernel_size`, `reduction`, `dropout`.
+    """
     return _SE_RESNET_TEMPLATE.format(width=width, stages=stages, kernel_size=kernel_size)

@@ -20,7 +20,8 @@ __all__ = ["ModelClasses", "find_model_classes"]
 _CONTRACT = ", ".join(policy.CONTRACT_KWARGS[:-1]) + " and " + policy.CONTRACT_KWARGS[-1]
 _SHAPE_HINT = (
     "define class Net(nn.Module) with __init__(self, *, in_channels: int, input_length: int, "
-    "num_classes: int, ...) and forward(self, x)"
+    "num_classes: int, ...) and forward(self, x) (optionally also num_features: int = 0 in "
+    "__init__ and forward(self, x, features) to get the (B, num_features) side features)"
 )
 _NAMED_PARAMETERS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 

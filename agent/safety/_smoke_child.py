@@ -3,13 +3,17 @@
 Protocol: the parent writes one JSON request to stdin (`source`, `module_name`, `class_name`,
 `kwargs`, `dims`, `limits`, `isolate`, `nonce`); the child answers with ONE JSON line on its
 real stdout at the very end (`nonce`, `accepted`, `reasons`, `class_name`, `num_params`,
-`output_shape`, `isolation`) and exits with `os._exit(0)`, so no finaliser or `atexit` handler
-of the model runs after the answer.
+`output_shape`, `isolation`, `uses_features`) and exits with `os._exit(0)`, so no finaliser
+or `atexit` handler of the model runs after the answer.
 
 Order matters: rlimits first; kernel isolation while still single-threaded (user namespaces
 need that); fd 1 moved to stderr so the model's prints cannot forge the answer; the allowed
 libraries imported; RLIMIT_FSIZE 0 (not earlier: importing torch._dynamo writes a file);
 only then the guard armed for every thread and the model loaded.
+
+The model is built and called as the trainer does: the contract's three dimensions always,
+`num_features` only when the constructor declares it (then `forward(x, features)` with
+`features` of shape (2, num_features)), else `forward(x)`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.safety.guard import GuardViolation
-from agent.safety.policy import CONTRACT_KWARGS, is_generated_filename
+from agent.safety.policy import (
+    CONTRACT_KWARGS,
+    DEFAULT_SMOKE_DIMS,
+    FEATURES_KWARG,
+    is_generated_filename,
+)
 
 _CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_MOVE = 1, 32, 4096, 8192
@@ -159,6 +168,16 @@ def _describe(step: str, exc: BaseException, source: str, memory_bytes: int) -> 
     return f"{step} raised {name}{': ' if message else ''}{message}{_where(exc, source)}"
 
 
+def _features_hint(step: str, exc: BaseException, answer: Mapping[str, Any]) -> str:
+    """A hint for a forward that does not take the features its constructor opted in to."""
+    if step.startswith("forward") and isinstance(exc, TypeError) and answer.get("uses_features"):
+        return (
+            "; the constructor declares num_features, so forward is called as "
+            "forward(x, features) with features of shape (B, num_features)"
+        )
+    return ""
+
+
 def _accepts_contract(cls: type) -> bool:
     """Whether the constructor names the contract's arguments (nn.Module's own **kwargs do not
     count: it refuses them)."""
@@ -170,6 +189,20 @@ def _accepts_contract(cls: type) -> bool:
         return False
     kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return all(name in params and params[name].kind in kinds for name in CONTRACT_KWARGS)
+
+
+def _declares_features(cls: type) -> bool:
+    """Whether the constructor names `num_features` as a regular or keyword-only parameter
+    (the model contract's opt-in to the side features; `**kwargs` does not count). The same
+    test the trainer makes (`biosignals.models._common.takes_side_features`)."""
+    import inspect
+
+    try:
+        param = inspect.signature(cls).parameters.get(FEATURES_KWARG)
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return param is not None and param.kind in kinds
 
 
 def _pick_class(module: Any, class_name: str | None) -> type:
@@ -283,7 +316,10 @@ def _run(request: Mapping[str, Any], answer: dict[str, Any]) -> list[str]:
     guard.arm_process()
     snapshot = _LibrarySnapshot()
     state: dict[str, Any] = {}
-    x = torch.randn(2, dims["in_channels"], dims["input_length"])
+    num_features = int(dims.get(FEATURES_KWARG, DEFAULT_SMOKE_DIMS[FEATURES_KWARG]))
+    x = torch.randn(2, dims["in_channels"], dims["input_length"])  # (2, C, T)
+    features = torch.randn(2, num_features)  # (2, F): given only to models that declare F
+    inputs: list[Any] = [x]
 
     def load() -> None:
         state["module"] = load_generated_module(request["module_name"], source)
@@ -291,15 +327,21 @@ def _run(request: Mapping[str, Any], answer: dict[str, Any]) -> list[str]:
     def pick() -> None:
         state["cls"] = _pick_class(state["module"], request.get("class_name"))
         answer["class_name"] = state["cls"].__name__
+        answer["uses_features"] = _declares_features(state["cls"])
+        if answer["uses_features"]:
+            inputs.append(features)
 
     def instantiate() -> None:
-        state["model"] = state["cls"](**dims, **request.get("kwargs", {}))
+        contract = {key: dims[key] for key in CONTRACT_KWARGS}
+        if answer["uses_features"]:
+            contract[FEATURES_KWARG] = num_features
+        state["model"] = state["cls"](**contract, **request.get("kwargs", {}))
         if not isinstance(state["model"], torch.nn.Module):
             raise _Reject("the class did not build an nn.Module")
 
     def forward_train() -> None:
         state["model"].train()
-        state["out"] = state["model"](x)
+        state["out"] = state["model"](*inputs)
         answer["output_shape"] = list(_check_output(state["out"], dims["num_classes"]))
 
     def backward() -> None:
@@ -312,7 +354,7 @@ def _run(request: Mapping[str, Any], answer: dict[str, Any]) -> list[str]:
     def forward_eval() -> None:
         state["model"].eval()
         with torch.no_grad():
-            _check_output(state["model"](x), dims["num_classes"])
+            _check_output(state["model"](*inputs), dims["num_classes"])
 
     reasons: list[str] = []
     steps: list[tuple[str, Callable[[], None]]] = [
@@ -326,7 +368,7 @@ def _run(request: Mapping[str, Any], answer: dict[str, Any]) -> list[str]:
         try:
             run()
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from the model too
-            reasons.append(_describe(step, exc, source, memory))
+            reasons.append(_describe(step, exc, source, memory) + _features_hint(step, exc, answer))
             break
     violations = guard.violations()
     reasons += [f"runtime guard: {v}" for v in violations[:_MAX_VIOLATION_REASONS]]

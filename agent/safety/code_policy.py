@@ -68,7 +68,10 @@ The model class: `CodeReport.classes` lists the top-level `nn.Module` subclasses
 `nn.Module`, any torch.nn module class, a `biosignals.models` model, or an earlier such class
 of the file) that define or inherit `forward`. With `class_name`, it must be one of them;
 otherwise the model is the last one whose `__init__` takes `in_channels`, `input_length` and
-`num_classes` (keyword-only, regular, or `**kwargs`).
+`num_classes` (keyword-only, regular, or `**kwargs`). An `__init__` that also names the
+optional `num_features` opts in to the per-window side features: the trainer and the smoke
+test then call `forward(x, features)` with `features` of shape (B, num_features); this is
+checked when the model runs, not here.
 
 Example:
     >>> report = validate_model_source("import os\\nos.system('id')\\n")

@@ -28,9 +28,12 @@ class ModelCheck:
         class_name: the class that was (or would be) built.
         num_params: parameters at the smoke test's dimensions (accepted models).
         output_shape: the smoke test's output shape (accepted models).
-        dims: the smoke test's in_channels, input_length and num_classes.
+        dims: the smoke test's in_channels, input_length, num_classes and num_features.
         stage: "static" when the static check rejected the code (it was never run), else
             "smoke".
+        uses_features: the class declares `num_features`, so the smoke test called
+            `forward(x, features)` with features of shape (2, num_features); None when the
+            smoke test did not get to pick a class.
     """
 
     accepted: bool
@@ -40,12 +43,23 @@ class ModelCheck:
     output_shape: tuple[int, ...] | None = None
     dims: Mapping[str, int] = field(default_factory=dict)
     stage: str = "smoke"
+    uses_features: bool | None = None
 
 
 def check_model_source_text(
     source: str, *, class_name: str | None = None, dims: Mapping[str, int] | None = None
 ) -> ModelCheck:
-    """Run the static check, then (only if it passed) the sandboxed smoke test, on `source`."""
+    """Run the static check, then (only if it passed) the sandboxed smoke test, on `source`.
+
+    Args:
+        source: the model module's text (never executed in this process).
+        class_name: the class to build; default the last contract-following class.
+        dims: smoke-test dimensions (`in_channels`, `input_length`, `num_classes`, optional
+            `num_features`); missing keys take `DEFAULT_SMOKE_DIMS`.
+
+    Raises:
+        ValueError: a dimension that is not a positive int (`num_features`: an int >= 0).
+    """
     from agent.safety.code_policy import validate_model_source
     from agent.safety.smoke import smoke_test
 
@@ -65,6 +79,7 @@ def check_model_source_text(
         in_channels=smoke_dims["in_channels"],
         input_length=smoke_dims["input_length"],
         num_classes=smoke_dims["num_classes"],
+        num_features=smoke_dims["num_features"],
     )
     return ModelCheck(
         accepted=result.accepted,
@@ -73,18 +88,21 @@ def check_model_source_text(
         num_params=result.num_params,
         output_shape=result.output_shape,
         dims=smoke_dims,
+        uses_features=result.uses_features,
     )
 
 
 def check_model_file(
     path: str | Path, *, class_name: str | None = None, dims: Mapping[str, int] | None = None
 ) -> ModelCheck:
-    """Check the model code in `path` (see the module docstring).
+    """Check the model code in `path` (see the module docstring and
+    `check_model_source_text` for `class_name` and `dims`).
 
     Raises:
         FileNotFoundError: `path` does not exist.
         IsADirectoryError: `path` is a folder.
         OSError: it cannot be read.
+        ValueError: a bad dimension in `dims`.
     """
     file = Path(path)
     if file.is_dir():

@@ -6,7 +6,8 @@
    import, one `nn.Module` subclass with `forward()`;
 2. the smoke test (`agent.safety.smoke`): a separate process with CPU-time and memory limits
    and the runtime guard imports the module, builds the class with the model contract's keyword
-   arguments plus `args`, and runs forward and backward on a dummy batch `(2, C, T)`;
+   arguments plus `args`, and runs forward and backward on a dummy batch `(2, C, T)` (plus
+   features `(2, num_features)` for a class that declares the optional `num_features`);
 3. only then `generated_models/<name>.py` (the code, under a generated-file header) and
    `configs/model/<name>.yaml` (`_target_: generated_models.<name>.<Class>` plus `args`).
 
@@ -36,7 +37,12 @@ from agent.safety.files import (
     target_path,
     write_generated_file,
 )
-from agent.safety.policy import CONTRACT_KWARGS, DEFAULT_SMOKE_DIMS, GENERATED_PACKAGE
+from agent.safety.policy import (
+    CONTRACT_KWARGS,
+    DEFAULT_SMOKE_DIMS,
+    FEATURES_KWARG,
+    GENERATED_PACKAGE,
+)
 
 __all__ = [
     "RegisteredModel",
@@ -73,6 +79,8 @@ class RegisteredModel:
         num_params: trainable parameters at the smoke test's dimensions.
         output_shape: the smoke test's output shape, `(2, num_classes)`.
         written: False when the same registration already existed.
+        uses_features: the class declares `num_features` and takes `forward(x, features)`;
+            None when not known (a registration read back from disk).
     """
 
     name: str
@@ -85,12 +93,14 @@ class RegisteredModel:
     num_params: int | None = None
     output_shape: tuple[int, ...] | None = None
     written: bool = True
+    uses_features: bool | None = None
 
     def __str__(self) -> str:
         params = f"{self.num_params:,} parameters" if self.num_params is not None else "?"
+        features = ", takes the per-window features" if self.uses_features else ""
         return (
             f"registered model {self.name!r}: class {self.class_name} in "
-            f"generated_models/{self.name}.py ({params}, output {self.output_shape}); "
+            f"generated_models/{self.name}.py ({params}, output {self.output_shape}{features}); "
             f"train it with the override model={self.name}"
         )
 
@@ -189,14 +199,17 @@ def registered_model(
 
 
 def _smoke_dims(args: dict[str, Scalar], dims: Mapping[str, int] | None) -> dict[str, int]:
-    """Contract dimensions for the smoke test: `dims`, overridden by contract keys in `args`."""
+    """Contract dimensions for the smoke test: `DEFAULT_SMOKE_DIMS`, overridden by `dims`, then
+    by contract keys (and `num_features`) in `args`, which are removed from `args`."""
     out = dict(DEFAULT_SMOKE_DIMS)
     out.update(dims or {})
-    for key in CONTRACT_KWARGS:
+    for key in (*CONTRACT_KWARGS, FEATURES_KWARG):
         if key in args:
             value = args.pop(key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UnsafeModelError(f"args[{key!r}] must be a positive integer, got {value!r}")
+            lowest = 0 if key == FEATURES_KWARG else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                kind = "an integer >= 0" if lowest == 0 else "a positive integer"
+                raise UnsafeModelError(f"args[{key!r}] must be {kind}, got {value!r}")
             out[key] = value
     return out
 
@@ -217,13 +230,15 @@ def register_generated_model(
         name: the model name, `^[a-z][a-z0-9_]{0,63}$` (becomes `model=<name>`).
         code: the module source; it must define an `nn.Module` subclass following the model
             contract (keyword-only `in_channels`, `input_length`, `num_classes` plus scalar
-            hyperparameters with defaults; `forward` maps `(B, C, T)` to `(B, num_classes)`).
+            hyperparameters with defaults; `forward` maps `(B, C, T)` to `(B, num_classes)`;
+            a constructor that also declares `num_features` gets `forward(x, features)` with
+            features `(B, num_features)`).
         args: scalar hyperparameters written into the config (and passed to the smoke test);
-            `in_channels`/`input_length`/`num_classes` here only set the smoke test's
-            dimensions. A JSON object string is accepted.
+            `in_channels`/`input_length`/`num_classes`/`num_features` here only set the smoke
+            test's dimensions. A JSON object string is accepted.
         class_name: the class to build; default the last contract-following class defined.
-        dims: smoke-test dimensions (`in_channels`, `input_length`, `num_classes`); default
-            one lead of 216 samples, 3 classes.
+        dims: smoke-test dimensions (`in_channels`, `input_length`, `num_classes`, optional
+            `num_features`); default one lead of 216 samples, 3 classes, 9 features.
         configs: the Hydra config folder (default `$AGENTUNE_CONFIG_DIR` or `configs/`).
         generated: the generated-model folder (default `$AGENTUNE_GENERATED_DIR` or
             `generated_models/`).
@@ -234,6 +249,7 @@ def register_generated_model(
     Raises:
         UnsafeModelError: the code failed the static check or the smoke test (every reason in
             `.reasons`), or bad args; nothing is written.
+        ValueError: a bad dimension in `dims` (caller error); nothing is written.
         UnsafeConfigError: a bad name, or the name is taken by other content; nothing written.
     """
     from agent.safety.code_policy import require_valid_model_source
@@ -265,6 +281,7 @@ def register_generated_model(
         in_channels=smoke_dims["in_channels"],
         input_length=smoke_dims["input_length"],
         num_classes=smoke_dims["num_classes"],
+        num_features=smoke_dims[FEATURES_KWARG],
     )
     if not result.accepted:
         raise UnsafeModelError(
@@ -297,4 +314,5 @@ def register_generated_model(
         num_params=result.num_params,
         output_shape=result.output_shape,
         written=wrote_source or wrote_config,
+        uses_features=result.uses_features,
     )

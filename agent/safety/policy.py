@@ -24,6 +24,7 @@ __all__ = [
     "DENIED_ATTRIBUTES",
     "DENIED_MODULES",
     "DENIED_QUALIFIED_NAMES",
+    "FEATURES_KWARG",
     "FORBIDDEN_BUILTINS",
     "GENERATED_FILENAME_PREFIX",
     "GENERATED_PACKAGE",
@@ -47,9 +48,16 @@ runtime guard recognises generated frames on the stack by this prefix."""
 CONTRACT_KWARGS = ("in_channels", "input_length", "num_classes")
 """Keyword arguments every model constructor takes (see `biosignals.models`)."""
 
-DEFAULT_SMOKE_DIMS = {"in_channels": 1, "input_length": 216, "num_classes": 3}
+FEATURES_KWARG = "num_features"
+"""The contract's optional constructor keyword: a model whose constructor names it explicitly
+(`**kwargs` does not count) is built with `num_features=F` and called as `forward(x, features)`
+with per-window side features of shape (B, F) (ECG: F = 9 RR-interval features; may be 0);
+any other model is built without it and called as `forward(x)`."""
+
+DEFAULT_SMOKE_DIMS = {"in_channels": 1, "input_length": 216, "num_classes": 3, "num_features": 9}
 """Dimensions of the smoke test when the caller names none: one MIT-BIH lead, a 0.6 s window
-at 360 Hz, the three AAMI classes N/S/V."""
+at 360 Hz, the three AAMI classes N/S/V, and the 9 RR-interval features of an ECG beat (given
+only to models that declare `num_features`; a caller's dims without the key get this default)."""
 
 ALLOWED_IMPORT_ROOTS = frozenset(
     {

@@ -101,8 +101,9 @@ class ProposalCheck:
         groups: config groups proposals may change (campaign default: model and trainer; the
             campaign's dataset is built once and shipped to every trial).
         generated_dir: where tier-3 code is registered (default `generated_models/`).
-        smoke_dims: in_channels, input_length, num_classes of the campaign's data, for the
-            smoke test of tier-3 code registered here.
+        smoke_dims: in_channels, input_length, num_classes and num_features (side features
+            per window; optional, default 9) of the campaign's data, for the smoke test of
+            tier-3 code registered here.
         register_sources: register tier-3 proposals that carry bare `model_source`
             (campaign mode); False refuses them.
         space_keys: the campaign's own search-space keys (campaign mode): those the arm's

@@ -10,6 +10,9 @@ namespaces with every mount read-only where the kernel lets it, imports the allo
 libraries, arms the runtime guard for the whole process (`agent.safety.guard`), then loads
 the module with restricted builtins, builds the model with the contract's keyword arguments
 and runs forward (train), backward and forward (eval, no_grad) on `torch.randn(2, C, T)`.
+A class whose constructor declares the optional `num_features` is built with it too and
+called as `forward(x, features)` with `features = torch.randn(2, num_features)`, as the
+trainer calls it; any other class gets `forward(x)` only.
 
 A model is accepted when every step passed, the output is a finite float tensor of shape
 exactly (2, num_classes), some parameter got a finite gradient, the guard refused nothing
@@ -42,7 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from agent.safety.policy import CONTRACT_KWARGS, DEFAULT_SMOKE_DIMS
+from agent.safety.policy import CONTRACT_KWARGS, DEFAULT_SMOKE_DIMS, FEATURES_KWARG
 from agent.safety.sandbox import check_module_name
 
 logger = logging.getLogger(__name__)
@@ -90,6 +93,8 @@ class SmokeResult:
         duration_s: wall-clock seconds of the whole test.
         isolation: what kernel isolation the child got ("off", "none (...)", "network and
             filesystem (read-only)").
+        uses_features: whether the class declares `num_features` and so was called as
+            `forward(x, features)`; None when no class was picked.
     """
 
     accepted: bool
@@ -99,6 +104,7 @@ class SmokeResult:
     output_shape: tuple[int, ...] | None
     duration_s: float
     isolation: str = ""
+    uses_features: bool | None = None
 
 
 def smoke_test(
@@ -109,6 +115,7 @@ def smoke_test(
     in_channels: int = DEFAULT_SMOKE_DIMS["in_channels"],
     input_length: int = DEFAULT_SMOKE_DIMS["input_length"],
     num_classes: int = DEFAULT_SMOKE_DIMS["num_classes"],
+    num_features: int = DEFAULT_SMOKE_DIMS["num_features"],
     module_name: str = "generated_models.smoke_candidate",
     limits: SmokeLimits | None = None,
 ) -> SmokeResult:
@@ -118,20 +125,23 @@ def smoke_test(
         source: the generated module's Python source (never executed in this process).
         class_name: the model class; default: the last nn.Module subclass the module defines
             whose constructor takes the contract's keyword arguments.
-        kwargs: scalar hyperparameters passed besides the contract's three.
+        kwargs: scalar hyperparameters passed besides the contract's arguments.
         in_channels, input_length, num_classes: the dimensions to test with.
+        num_features: side features per window (>= 0), passed (with a `(2, num_features)`
+            features tensor in forward) only to a class whose constructor declares it.
         module_name: `generated_models.<identifier>` to load the source as.
         limits: resource limits; default `SmokeLimits()`.
 
     Raises:
         UnsafeModelError: `module_name` is not `generated_models.<identifier>`.
         TypeError, ValueError: a hyperparameter that is not a scalar or shadows a contract
-            argument, or a dimension that is not a positive int (caller errors, not model
-            errors).
+            argument, or a dimension that is not a positive int (`num_features`: an int >= 0)
+            (caller errors, not model errors).
     """
     limits = limits or SmokeLimits()
     check_module_name(module_name)
     dims = {"in_channels": in_channels, "input_length": input_length, "num_classes": num_classes}
+    dims[FEATURES_KWARG] = num_features
     nonce = secrets.token_hex(16)
     request = {
         "source": source,
@@ -160,11 +170,12 @@ def smoke_test(
 
 
 def _checked_kwargs(kwargs: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+    reserved = (*CONTRACT_KWARGS, FEATURES_KWARG)
     for key, value in kwargs.items():
-        if not (isinstance(key, str) and key.isidentifier()) or key in CONTRACT_KWARGS:
+        if not (isinstance(key, str) and key.isidentifier()) or key in reserved:
             raise ValueError(
                 f"smoke-test kwargs are hyperparameter names other than "
-                f"{', '.join(CONTRACT_KWARGS)}, got {key!r}"
+                f"{', '.join(reserved)}, got {key!r}"
             )
         if not isinstance(value, (bool, int, float, str)):
             raise TypeError(
@@ -176,8 +187,10 @@ def _checked_kwargs(kwargs: Mapping[str, Any]) -> dict[str, bool | int | float |
 
 def _checked_dims(dims: dict[str, int]) -> dict[str, int]:
     for key, value in dims.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive int, got {value!r}")
+        lowest = 0 if key == FEATURES_KWARG else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            kind = "an int >= 0" if lowest == 0 else "a positive int"
+            raise ValueError(f"{key} must be {kind}, got {value!r}")
     return dims
 
 
@@ -317,6 +330,7 @@ def _verdict(run: _ChildRun, nonce: str, limits: SmokeLimits, duration: float) -
         output_shape=tuple(shape) if shape is not None else None,
         duration_s=round(duration, 3),
         isolation=str(answer.get("isolation", "")) if answer else "",
+        uses_features=answer.get("uses_features") if answer else None,
     )
 
 
@@ -340,6 +354,9 @@ def _parse_answer(stdout: bytes, nonce: str) -> dict[str, Any] | None:
     if shape is not None and not (isinstance(shape, list) and all(type(n) is int for n in shape)):
         return None
     if params is not None and type(params) is not int:
+        return None
+    uses = answer.get("uses_features")
+    if uses is not None and type(uses) is not bool:
         return None
     return answer
 

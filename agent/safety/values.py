@@ -7,7 +7,8 @@ and the leaves of tier-2 config variants. The rules, in order:
    changing them changes what is optimised (`trainer.metric`, `trainer.mode`), where files go
    (`run_dir`, `paths.*`, `hydra.*`), starts processes (`trainer.num_workers`), changes the
    hardware a trial was given (`trainer.device`), the artifacts a run leaves
-   (`trainer.save_model`) or makes trials incomparable (`seed`).
+   (`trainer.save_model`), makes trials incomparable (`seed`) or moves patients between the
+   training, validation and test splits (`dataset.records`, `dataset.val_records`, ...).
 2. A base value that is an interpolation (`${trainer.lr}`, `${oc.env:MITBIH_DIR,null}`) is
    never replaced: set the key it points to instead.
 3. Leaves named in `KNOWN_BOUNDS` (`lr`, `dropout`, `*_dropout`, `epochs`, ...) take that
@@ -70,6 +71,23 @@ FIXED_KEYS: Mapping[str, str] = {
     "trainer.save_model": "the campaign decides which artifacts a run writes",
     "run_dir": "where a run writes its files is set by the campaign",
     "seed": "one seed keeps trials comparable; it is not a hyperparameter",
+    "model.num_features": "the trainer sets it from the dataset's side features",
+    **dict.fromkeys(
+        (
+            "dataset.records",
+            "dataset.val_records",
+            "dataset.val_fraction",
+            "dataset.val_seed",
+            "dataset.val_min_beats",
+            "dataset.cv_folds",
+            "dataset.participants",
+            "dataset.val_participants",
+            "dataset.test_participants",
+            "dataset.seed",
+        ),
+        "the patients in training, validation and test are fixed by the experiment: another "
+        "split makes validation values incomparable and can move test patients into training",
+    ),
 }
 """Keys (Hydra override paths) no agent may set, and why."""
 

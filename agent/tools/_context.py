@@ -60,8 +60,9 @@ class ToolContext:
         metric: the campaign's metric (`val/macro_f1`), when known.
         mode: `"min"` or `"max"`, when known.
         max_proposals: how many proposals `propose_trials` accepts in one agent call.
-        smoke_dims: `in_channels`, `input_length`, `num_classes` of the campaign's data, for
-            the smoke test of `register_generated_model`.
+        smoke_dims: `in_channels`, `input_length`, `num_classes` (and optional
+            `num_features`) of the campaign's data, for the smoke test of
+            `register_generated_model`.
         proposal_check: run on every proposal before it is accepted (e.g.
             `agent.safety.ProposalCheck`); it returns the checked proposal or raises.
         history_chars: the length bound of `get_experiment_history()`.

@@ -186,10 +186,12 @@ def register_generated_model(
     generated_models/<name>.py and configs/model/<name>.yaml written. The code must define an
     nn.Module subclass whose constructor takes keyword-only in_channels, input_length,
     num_classes plus scalar hyperparameters with defaults, and whose forward maps (B, C, T) to
-    (B, num_classes). Returns the registered model; print it for a summary ("registered model
-    'se_net': ... train it with the override model=se_net"), then propose overrides
-    ["model=<name>"] with propose_trials. Example: `m = register_generated_model("se_net", code,
-    {"width": 32}); print(m)`.
+    (B, num_classes). Declaring num_features: int = 0 too opts in to per-window side features
+    (ECG: per-beat RR-interval features): forward is then called as forward(x, features) with
+    features of shape (B, num_features). Returns the registered model; print it for a summary
+    ("registered model 'se_net': ... train it with the override model=se_net"), then propose
+    overrides ["model=<name>"] with propose_trials. Example:
+    `m = register_generated_model("se_net", code, {"width": 32}); print(m)`.
 
     Args:
         name: the model's name, lower-case letters, digits and _ (e.g. "se_net_w32"); becomes

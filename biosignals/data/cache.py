@@ -9,7 +9,7 @@ Layout of one entry::
 
     <cache_dir>/datasets/<key[:32]>/
         meta.json              name, task, class names, rate, meta, the config and full key
-        train_x.npy  train_y.npy  train_groups.npy   (same for val and test)
+        train_x.npy  train_y.npy  train_groups.npy  train_features.npy   (same for val, test)
 
 Writes go to a temporary sibling directory that is renamed into place (`os.replace`, atomic
 on one filesystem), under an exclusive `fcntl` lock on ``<entry>.lock``: when several Ray trials
@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: per-window side features (<split>_features.npy)
 """Bumped when the on-disk layout changes; part of every key."""
 
 _NOT_IN_KEY = frozenset({"cache_dir", "n_jobs"})  # where and how fast, not what
@@ -195,6 +195,10 @@ def save_dataset(
         np.save(directory / f"{name}_x.npy", np.ascontiguousarray(split.x, dtype=np.float32))
         np.save(directory / f"{name}_y.npy", np.ascontiguousarray(split.y))
         np.save(directory / f"{name}_groups.npy", np.asarray(split.groups).astype(np.str_))
+        np.save(
+            directory / f"{name}_features.npy",
+            np.ascontiguousarray(split.features, dtype=np.float32),
+        )
     meta = {
         "cache_format": CACHE_FORMAT_VERSION,
         "name": dataset.name,
@@ -202,6 +206,7 @@ def save_dataset(
         "class_names": list(dataset.class_names),
         "sampling_rate": dataset.sampling_rate,
         "target_name": dataset.target_name,
+        "feature_names": list(dataset.feature_names),
         "meta": dataset.meta,
         **(extra_meta or {}),
     }
@@ -233,6 +238,7 @@ def read_dataset(directory: str | Path) -> SignalDataset:
                 np.load(directory / f"{name}_x.npy", allow_pickle=False),
                 np.load(directory / f"{name}_y.npy", allow_pickle=False),
                 np.load(directory / f"{name}_groups.npy", allow_pickle=False),
+                np.load(directory / f"{name}_features.npy", allow_pickle=False),
             )
             for name in SPLITS
         }
@@ -247,13 +253,16 @@ def read_dataset(directory: str | Path) -> SignalDataset:
         class_names=list(meta["class_names"]),
         sampling_rate=float(meta["sampling_rate"]),
         target_name=meta["target_name"],
+        feature_names=list(meta["feature_names"]),
         meta=dict(meta["meta"]),
     )
 
 
 def _entry_ok(directory: Path) -> bool:
     return (directory / "meta.json").is_file() and all(
-        (directory / f"{s}_{a}.npy").is_file() for s in SPLITS for a in ("x", "y", "groups")
+        (directory / f"{s}_{a}.npy").is_file()
+        for s in SPLITS
+        for a in ("x", "y", "groups", "features")
     )
 
 

@@ -1,7 +1,8 @@
 """The in-memory dataset every biosignals task hands to the trainer.
 
-A `SignalDataset` is three splits of fixed-length windows plus what the trainer needs to
-build a model and a loss for them. Builders (`biosignals.data.mitbih.build`,
+A `SignalDataset` is three splits of fixed-length windows, each window with an optional
+vector of side features (the RR-interval context of a heart beat, for example), plus what the
+trainer needs to build a model and a loss for them. Builders (`biosignals.data.mitbih.build`,
 `biosignals.data.galaxyppg.build`, ...) return one; `biosignals.data.cache` stores it on disk
 keyed by the dataset config, and Ray ships it to trials through the object store, so it is a
 plain dataclass of NumPy arrays (cheap to pickle, zero-copy in Plasma).
@@ -31,19 +32,28 @@ class Split:
         x: float32 windows, shape (N, C, T).
         y: int64 class indices (classification) or float32 targets (regression), shape (N,).
         groups: the patient/participant id of each window, shape (N,), so leakage is checkable.
+        features: float32 side features of each window, shape (N, F); F is 0 when the dataset
+            has none (None at construction means F = 0).
     """
 
     x: npt.NDArray[np.float32]
     y: npt.NDArray[np.generic]
     groups: npt.NDArray[np.str_]
+    features: npt.NDArray[np.float32] = None  # type: ignore[assignment]  # set in __post_init__
 
     def __post_init__(self) -> None:
         if self.x.ndim != 3:
             raise DatasetError(f"Split.x must have shape (N, C, T), got shape {self.x.shape}")
-        if not (len(self.x) == len(self.y) == len(self.groups)):
+        if self.features is None:
+            self.features = np.zeros((len(self.x), 0), dtype=np.float32)
+        if self.features.ndim != 2:
             raise DatasetError(
-                "Split.x, y and groups must have the same length, got "
-                f"{len(self.x)}, {len(self.y)}, {len(self.groups)}"
+                f"Split.features must have shape (N, F), got shape {self.features.shape}"
+            )
+        if not (len(self.x) == len(self.y) == len(self.groups) == len(self.features)):
+            raise DatasetError(
+                "Split.x, y, groups and features must have the same length, got "
+                f"{len(self.x)}, {len(self.y)}, {len(self.groups)}, {len(self.features)}"
             )
 
     def __len__(self) -> int:
@@ -61,6 +71,7 @@ class SignalDataset:
         class_names: class labels in index order (classification), empty for regression.
         sampling_rate: Hz of the windows' time axis.
         target_name: what y measures, e.g. "aami_class" or "heart_rate_bpm".
+        feature_names: names of the side features in column order, length F (empty: none).
         meta: free-form provenance (records used, generator seed, ...), JSON-serialisable.
     """
 
@@ -72,7 +83,17 @@ class SignalDataset:
     class_names: list[str] = field(default_factory=list)
     sampling_rate: float = 0.0
     target_name: str = ""
+    feature_names: list[str] = field(default_factory=list)
     meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in SPLITS:
+            width = self.split(name).features.shape[1]
+            if width != len(self.feature_names):
+                raise DatasetError(
+                    f"dataset {self.name}: the {name} split has {width} side feature(s), "
+                    f"feature_names names {len(self.feature_names)}"
+                )
 
     @property
     def in_channels(self) -> int:
@@ -83,6 +104,11 @@ class SignalDataset:
     def input_length(self) -> int:
         """Samples per window (T)."""
         return int(self.train.x.shape[2])
+
+    @property
+    def num_features(self) -> int:
+        """Side features per window (F); 0 when the dataset has none."""
+        return len(self.feature_names)
 
     @property
     def num_outputs(self) -> int:

@@ -15,11 +15,16 @@ Pipeline, per record:
        to `after_s` after it; beats whose window leaves the record are dropped. Labels are the
        AAMI classes of the beat symbols (`biosignals.data.aami`); non-beat annotations and, for
        "aami3", F and Q beats are dropped.
-    5. Optionally (`rr_features=True`) add two constant channels holding the beat's RR
-       intervals relative to the local rhythm: ``pre_RR / local_RR - 1`` and
-       ``post_RR / local_RR - 1``, with local_RR the mean RR over the 21 surrounding beats.
-       Prematurity is what tells most S beats from N beats; without these channels a model
-       sees it only through what the window shows of the neighbouring beats.
+    5. Optionally (`rr_features=True`) compute each beat's RR-interval context from the
+       annotated R-peak positions of all beats of the record (de Chazal et al. 2004), as a
+       side-feature vector beside the window (`RR_FEATURE_NAMES`, F = 9), not as channels:
+       pre-RR and post-RR (to the previous and next beat), local RR (mean pre-RR of the
+       `_LOCAL_RR_BEATS` centred beats) and patient RR (the record's median RR), given as
+       log ratios normalised per patient (pre/patient, post/patient, local/patient), log
+       ratios to the local rhythm (pre/local, post/local, pre/post) and log seconds
+       (pre, post, patient), each clipped to +-`_LOG_RR_CLIP`. Prematurity is what tells most S
+       beats from N beats, and their morphology alone barely differs; the absolute terms let a
+       model tell a record where premature beats are the rhythm (record 232) from sinus rhythm.
 
 Splits (de Chazal et al. 2004, the inter-patient protocol): test = DS2 records, train = DS1
 records minus a validation set of whole DS1 records. The validation records are drawn with
@@ -58,10 +63,24 @@ from biosignals.data.wfdb_io import EcgRecord, list_records, read_record
 
 logger = logging.getLogger(__name__)
 
-DATASET_VERSION = 2
+DATASET_VERSION = 3  # 3: RR context as side features, not channels
 """Bumped when the windows built from the same config change; part of the dataset cache key."""
 
 _LOCAL_RR_BEATS = 21  # beats in the centred window that defines the local RR
+_LOG_RR_CLIP = 3.0  # |log ratio| cap: a gap in the annotations must not make a huge input
+
+RR_FEATURE_NAMES: tuple[str, ...] = (
+    "log_pre_rr_over_patient",
+    "log_post_rr_over_patient",
+    "log_local_rr_over_patient",
+    "log_pre_rr_over_local",
+    "log_post_rr_over_local",
+    "log_pre_rr_over_post",
+    "log_pre_rr_s",
+    "log_post_rr_s",
+    "log_patient_rr_s",
+)
+"""Side features of each beat with ``rr_features=True``, in column order (module docstring)."""
 
 
 @dataclass
@@ -72,8 +91,10 @@ class SegmentedRecord:
         name: record name (the patient/group id).
         x: float32 windows, shape (n_beats, C, T).
         y: int64 class indices, shape (n_beats,).
-        channels: channel names, length C (e.g. ["MLII", "rr_pre", "rr_post"]).
+        channels: channel names, length C (e.g. ["MLII", "V1"]).
         fs: sampling rate of the windows in Hz.
+        features: float32 side features, shape (n_beats, F); F = 0 without RR features.
+        feature_names: names of the feature columns, length F.
         symbol_counts: windows per beat symbol ("N", "L", "A", ...).
     """
 
@@ -82,6 +103,8 @@ class SegmentedRecord:
     y: npt.NDArray[np.int64]
     channels: list[str]
     fs: float
+    features: npt.NDArray[np.float32]
+    feature_names: list[str] = field(default_factory=list)
     symbol_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -93,6 +116,37 @@ def _local_mean(values: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.f
     lo = np.clip(np.arange(n) - half, 0, n)
     hi = np.clip(np.arange(n) + half + 1, 0, n)
     result: npt.NDArray[np.float64] = (csum[hi] - csum[lo]) / (hi - lo)
+    return result
+
+
+def rr_features_of(beat_pos: npt.NDArray[np.int64], fs: float) -> npt.NDArray[np.float32]:
+    """RR-interval context of each beat (`RR_FEATURE_NAMES`), shape (n_beats, 9).
+
+    Args:
+        beat_pos: sample index of every beat's R peak (all beat classes), ascending, shape (n,).
+        fs: the rate `beat_pos` counts in, Hz.
+
+    Returns:
+        float32 features; the first beat's pre-RR is its post-RR and the last beat's post-RR
+        its pre-RR; a record with fewer than two beats gets a 1 s rhythm (all ratios 0).
+    """
+    n = len(beat_pos)
+    if n >= 2:
+        rr = np.maximum(np.diff(beat_pos).astype(np.float64) / fs, 1e-3)  # (n-1,) seconds
+        pre = np.concatenate([[rr[0]], rr])  # (n,)
+        post = np.concatenate([rr, [rr[-1]]])  # (n,)
+        patient = float(np.median(rr))
+    else:
+        pre = post = np.ones(n)
+        patient = 1.0
+    local = _local_mean(pre, _LOCAL_RR_BEATS)  # (n,)
+    columns = [
+        pre / patient, post / patient, local / patient,
+        pre / local, post / local, pre / post,
+        pre, post, np.full(n, patient),
+    ]  # fmt: skip
+    logs = np.clip(np.log(np.stack(columns, axis=1)), -_LOG_RR_CLIP, _LOG_RR_CLIP)  # (n, 9)
+    result: npt.NDArray[np.float32] = logs.astype(np.float32)
     return result
 
 
@@ -117,7 +171,7 @@ def segment_record(
         n_leads: 1 (MLII) or 2 (MLII and the record's other lead).
         sampling_rate: output rate in Hz; None keeps the record's rate.
         bandpass_hz: (low, high) pass band in Hz, or None for no filtering.
-        rr_features: add the two relative-RR channels.
+        rr_features: compute the RR-interval side features (`RR_FEATURE_NAMES`).
 
     Returns:
         The record's windows and labels; zero windows if it has no usable beat.
@@ -165,27 +219,19 @@ def segment_record(
     n = sig.shape[1]
     keep = (labels >= 0) & (beat_pos - before >= 0) & (beat_pos + after <= n)
 
-    feats: list[npt.NDArray[np.float64]] = []
-    if rr_features:
-        if len(beat_pos) >= 2:
-            rr = np.diff(beat_pos).astype(np.float64) / fs
-            pre = np.concatenate([[rr[0]], rr])
-            post = np.concatenate([rr, [rr[-1]]])
-        else:
-            pre = post = np.ones(len(beat_pos))
-        local = _local_mean(pre, _LOCAL_RR_BEATS)
-        feats = [pre / local - 1.0, post / local - 1.0]
-        channels = [*channels, "rr_pre", "rr_post"]
-
     pos = beat_pos[keep]
     x = np.empty((len(pos), len(channels), width), dtype=np.float32)
     if len(pos):
         windows = np.lib.stride_tricks.sliding_window_view(sig, width, axis=-1)  # (C, n-w+1, w)
-        x[:, : sig.shape[0]] = windows[:, pos - before].transpose(1, 0, 2)
-    for i, f in enumerate(feats):
-        x[:, sig.shape[0] + i] = f[keep][:, None]
+        x[:] = windows[:, pos - before].transpose(1, 0, 2)
+    if rr_features:
+        features, feature_names = rr_features_of(beat_pos, fs)[keep], list(RR_FEATURE_NAMES)
+    else:
+        features, feature_names = np.zeros((len(pos), 0), np.float32), []
     kept_symbols = Counter(s for s, k in zip(beat_syms, keep, strict=True) if k)
-    return SegmentedRecord(record.name, x, labels[keep], channels, fs, dict(kept_symbols))
+    return SegmentedRecord(
+        record.name, x, labels[keep], channels, fs, features, feature_names, dict(kept_symbols)
+    )
 
 
 def _class_counts(seg: SegmentedRecord, n_classes: int) -> npt.NDArray[np.int64]:
@@ -335,17 +381,19 @@ def select_cv_folds(
     return [[names[i] for i in np.flatnonzero(best_assign == f)] for f in range(n_folds)]
 
 
-def _concat(parts: list[SegmentedRecord], channels: int, width: int) -> Split:
+def _concat(parts: list[SegmentedRecord], channels: int, width: int, n_features: int) -> Split:
     if not parts:
         return Split(
             np.zeros((0, channels, width), np.float32),
             np.zeros(0, np.int64),
             np.zeros(0, dtype="<U8"),
+            np.zeros((0, n_features), np.float32),
         )
     return Split(
         np.concatenate([p.x for p in parts]),
         np.concatenate([p.y for p in parts]),
         np.concatenate([np.full(len(p.y), p.name, dtype="<U8") for p in parts]),
+        np.concatenate([p.features for p in parts]),
     )
 
 
@@ -387,8 +435,9 @@ def build(
         name: dataset name; default "mitbih/<classes>".
 
     Returns:
-        A classification `SignalDataset`, x of shape (N, C, T): C = n_leads (+2 with
-        rr_features), T = round(before_s*fs) + round(after_s*fs).
+        A classification `SignalDataset`, x of shape (N, C, T): C = n_leads,
+        T = round(before_s*fs) + round(after_s*fs); with rr_features, side features of shape
+        (N, 9) named `RR_FEATURE_NAMES`.
 
     Raises:
         DatasetError: `data_dir` is unset, missing or lacks the needed records, or an argument
@@ -445,16 +494,17 @@ def build(
         )
     train = [r for r in ds1 if r not in val]
     first = segs[ds1[0]]
-    n_ch, width = first.x.shape[1], first.x.shape[2]
+    n_ch, width, n_feat = first.x.shape[1], first.x.shape[2], first.features.shape[1]
     dataset = SignalDataset(
         name=name or f"mitbih/{classes}",
         task="classification",
-        train=_concat([segs[r] for r in train], n_ch, width),
-        val=_concat([segs[r] for r in val], n_ch, width),
-        test=_concat([segs[r] for r in ds2], n_ch, width),
+        train=_concat([segs[r] for r in train], n_ch, width, n_feat),
+        val=_concat([segs[r] for r in val], n_ch, width, n_feat),
+        test=_concat([segs[r] for r in ds2], n_ch, width, n_feat),
         class_names=class_names,
         sampling_rate=float(first.fs),
         target_name="aami_class",
+        feature_names=list(first.feature_names),
         meta={
             "source": str(directory),
             "records": {"train": train, "val": val, "test": ds2},

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from biosignals.models._common import require_dropout, require_min_length, require_positive
+from biosignals.models._common import (
+    SIDE_FEATURE_WIDTH,
+    fuse_side_features,
+    require_dropout,
+    require_min_length,
+    require_positive,
+    side_projection,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class CNN1D(nn.Module):
         in_channels: channels C of the input windows.
         input_length: samples T per window (must allow `depth` halvings: T >= 2**depth).
         num_classes: outputs (class count, or 1 for regression).
+        num_features: side features per window (the RR context of a beat), fused with
+            the pooled embedding before the head; 0 for none (the trainer sets it).
         width: channels of the first conv block; block i has width * 2**i.
         depth: number of conv blocks.
         kernel_size: odd conv kernel size.
@@ -46,6 +55,7 @@ class CNN1D(nn.Module):
         in_channels: int,
         input_length: int,
         num_classes: int,
+        num_features: int = 0,
         width: int = CNN1DConfig.width,
         depth: int = CNN1DConfig.depth,
         kernel_size: int = CNN1DConfig.kernel_size,
@@ -78,11 +88,14 @@ class CNN1D(nn.Module):
             channels = out
         self.features = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(channels, num_classes)
+        self.side = side_projection(num_features)
+        side_width = SIDE_FEATURE_WIDTH if self.side is not None else 0
+        self.head = nn.Linear(channels + side_width, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map windows (B, C, T) to scores (B, num_classes)."""
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Map windows (B, C, T) and side features (B, num_features) to scores (B, num_classes)."""
         h = self.features(x)  # (B, width * 2**(depth-1), T / 2**depth)
         h = h.mean(dim=-1)  # (B, channels): global average pool over time
-        out: torch.Tensor = self.head(self.dropout(h))  # (B, num_classes)
+        h = fuse_side_features(self.dropout(h), self.side, features)  # (B, D [+ 16])
+        out: torch.Tensor = self.head(h)  # (B, num_classes)
         return out

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from biosignals.models._common import ModelConfigError, require_dropout, require_positive
+from biosignals.models._common import (
+    SIDE_FEATURE_WIDTH,
+    ModelConfigError,
+    fuse_side_features,
+    require_dropout,
+    require_positive,
+    side_projection,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class EncoderClassifier(nn.Module):
         input_length: samples T per window (T >= patch_size; a remainder shorter than a
             patch at the end is dropped).
         num_classes: outputs (class count, or 1 for regression).
+        num_features: side features per window (the RR context of a beat), fused with
+            the pooled embedding before the head; 0 for none (the trainer sets it).
         d_model: token width.
         nhead: attention heads (divides d_model).
         num_layers: encoder layers.
@@ -53,6 +62,7 @@ class EncoderClassifier(nn.Module):
         in_channels: int,
         input_length: int,
         num_classes: int,
+        num_features: int = 0,
         d_model: int = EncoderClassifierConfig.d_model,
         nhead: int = EncoderClassifierConfig.nhead,
         num_layers: int = EncoderClassifierConfig.num_layers,
@@ -106,13 +116,16 @@ class EncoderClassifier(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(d_model, num_classes)
+        self.side = side_projection(num_features)
+        side_width = SIDE_FEATURE_WIDTH if self.side is not None else 0
+        self.head = nn.Linear(d_model + side_width, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map windows (B, C, T) to scores (B, num_classes)."""
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Map windows (B, C, T) and side features (B, num_features) to scores (B, num_classes)."""
         h = self.patch_embed(x)  # (B, d_model, L) with L = T // patch_size
         h = h.transpose(1, 2) + self.pos_embed  # (B, L, d_model)
         h = self.encoder(h)  # (B, L, d_model)
         h = self.norm(h).mean(dim=1)  # (B, d_model): mean over patches
-        out: torch.Tensor = self.head(self.dropout(h))  # (B, num_classes)
+        h = fuse_side_features(self.dropout(h), self.side, features)  # (B, D [+ 16])
+        out: torch.Tensor = self.head(h)  # (B, num_classes)
         return out

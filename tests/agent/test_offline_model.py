@@ -613,6 +613,14 @@ def test_rendered_architectures_validate_and_run(family: str) -> None:
             assert net(torch.randn(2, 1, length)).shape == (2, 3)
         n = sum(p.numel() for p in net.parameters() if p.requires_grad)
         assert n == estimate_params(spec, in_channels=1, num_classes=3) <= DEFAULT_MAX_PARAMS
+        # the optional side input: 9 RR features fused before the head
+        fused = cls(in_channels=1, input_length=216, num_classes=3, num_features=9)
+        features = torch.randn(2, 9)  # (B, F)
+        assert fused(torch.randn(2, 1, 216), features).shape == (2, 3)
+        assert fused(torch.randn(2, 1, 216)).shape == (2, 3)  # no features: zeros stand in
+        n = sum(p.numel() for p in fused.parameters() if p.requires_grad)
+        assert n == estimate_params(spec, in_channels=1, num_classes=3, num_features=9)
+        assert n == estimate_params(spec, 1, 3) + 9 * 16 + 16 + 16 * 3
         assert cls(in_channels=2, input_length=216, num_classes=5, **model_args(spec))
         with pytest.raises(ValueError, match="input_length"):
             cls(in_channels=1, input_length=2, num_classes=3)
@@ -659,4 +667,5 @@ def test_rendered_architecture_passes_the_sandboxed_smoke_test(index: int) -> No
     spec = mutations(FAMILY_BASES["seresnet"], index)
     result = smoke_test(render_source(spec), kwargs=model_args(spec), input_length=720)
     assert result.accepted, result.reasons
-    assert result.output_shape == (2, 3) and result.num_params == estimate_params(spec, 1, 3)
+    assert result.output_shape == (2, 3) and result.uses_features is True
+    assert result.num_params == estimate_params(spec, 1, 3, num_features=9)  # the default F

@@ -79,7 +79,10 @@ OVERRIDE_ATTACKS = [
     ("hydra/launcher=joblib", "trainer=quick", "hydra/launcher", True),
     ("paths.cache_dir=/", "dataset.duration_s=120.0", "paths.cache_dir", True),
     ("run_dir=/etc", "trainer.epochs=3", "run_dir", True),
-    ("seed=1", "dataset.seed=1", "seed", True),
+    ("seed=1", "dataset.n_leads=2", "seed", True),
+    ("dataset.val_records=[100,101]", "dataset.n_leads=2", "dataset.val_records", True),
+    ("dataset.records=[100,101]", "dataset.n_leads=2", "dataset.records", True),
+    ("dataset.val_fraction=0.1", "dataset.n_leads=2", "test patients", True),
     ("experiment=galaxyppg_hr_quick", "dataset=mitbih_synth_quick", "experiment", True),
     ("defaults=[]", "trainer=default", "defaults", True),
     ("trainer.metric=val/loss", "trainer.scheduler=onecycle", "trainer.metric", True),
@@ -323,8 +326,10 @@ VALUE_CASES = [
     ("model.width", 0, 8, False),  # a positive int stays >= 1
     ("model.big", 50000, 500, True),
     ("model.big", 50001, 500, False),
-    ("dataset.val_seed", 0, 0, True),  # a zero int stays >= 0
-    ("dataset.val_seed", -1, 0, False),
+    ("model.stride", 0, 0, True),  # a zero int stays >= 0
+    ("model.stride", -1, 0, False),
+    ("dataset.val_seed", 1, 0, False),  # the split is the experiment's
+    ("dataset.test_participants", 4, 4, False),
     ("model.offset", -5, -3, True),
     ("dataset.fs", 25.0 / 1e4, 25.0, True),  # positive floats: within [base/1e4, base*1e4]
     ("dataset.fs", 0.002, 25.0, False),
@@ -341,8 +346,9 @@ VALUE_CASES = [
     ("dataset.sampling_rate", 180, None, True),
     ("dataset.sampling_rate", "auto", None, True),
     ("dataset.sampling_rate", 1e10, None, False),
-    ("dataset.val_records", ["118", "208"], None, True),
-    ("dataset.val_records", [["118"]], None, False),
+    ("dataset.notch_hz", [50, 60], None, True),
+    ("dataset.notch_hz", [[50]], None, False),
+    ("dataset.val_records", ["118", "208"], None, False),
     ("dataset.bandpass_hz", [0.5, 40], [0.5, 45.0], True),
     ("dataset.bandpass_hz", [0.5] * 65, [0.5, 45.0], False),
     ("dataset.bandpass_hz", 0.5, [0.5, 45.0], False),

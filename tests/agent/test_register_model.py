@@ -41,6 +41,8 @@ def test_accepted_model_is_written_and_composes(dirs: tuple[Path, Path]) -> None
     cfg = compose_config(["experiment=mitbih_aami3_quick", "model=se_small"], configs)
     assert cfg.model._target_ == reg.target and cfg.model.width == 4
     assert "se_small" in str(reg) and "model=se_small" in str(reg)
+    # the template declares num_features: smoke-tested with the default 9 features
+    assert reg.uses_features is True and "takes the per-window features" in str(reg)
 
 
 def test_registering_the_same_model_again_is_a_no_op(dirs: tuple[Path, Path]) -> None:
@@ -65,6 +67,7 @@ OS_SYSTEM = SOURCE.replace("import torch\n", "import os\nimport torch\n", 1).rep
         ("no_model", "import torch\nX = 1\n", None, UnsafeModelError, "nn.Module"),
         ("bad_args", SOURCE, {"width": "${oc.env:HOME}"}, UnsafeModelError, "width"),
         ("bad_args2", SOURCE, {"__class__": 1}, UnsafeModelError, "__class__"),
+        ("neg_features", SOURCE, {"num_features": -1}, UnsafeModelError, "num_features"),
         ("unknown_arg", SOURCE, {"no_such_arg": 1}, UnsafeModelError, "smoke test"),
         ("../escape", SOURCE, None, UnsafeConfigError, "must match"),
         ("Upper", SOURCE, None, UnsafeConfigError, "must match"),
@@ -96,6 +99,21 @@ def test_every_static_reason_is_reported(dirs: tuple[Path, Path]) -> None:
     reasons = " ".join(info.value.reasons)
     assert "os" in reasons and "socket" in reasons and "open" in reasons
     assert len(info.value.reasons) >= 3
+
+
+def test_num_features_sizes_the_smoke_test_and_stays_out_of_the_config(
+    dirs: tuple[Path, Path],
+) -> None:
+    none = register_generated_model("f_none", SOURCE, {"width": 4, "num_features": 0}, dims=DIMS)
+    nine = register_generated_model(
+        "f_nine", SOURCE, {"width": 4}, dims={**DIMS, "num_features": 9}
+    )
+    assert none.config == {"_target_": none.target, "width": 4}  # the trainer passes F
+    assert none.uses_features is True and nine.uses_features is True
+    assert none.num_params is not None and nine.num_params is not None
+    assert nine.num_params - none.num_params == (9 * 16 + 16) + 16 * 3  # projection + head
+    with pytest.raises(ValueError, match="num_features must be an int >= 0"):
+        register_generated_model("f_bad", SOURCE, {"width": 4}, dims={**DIMS, "num_features": -2})
 
 
 def test_args_may_come_as_json_text(dirs: tuple[Path, Path]) -> None:

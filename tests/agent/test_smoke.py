@@ -73,7 +73,10 @@ def test_offline_template_is_accepted() -> None:
     assert result.reasons == ()
     assert result.class_name == "SEResNet1D"
     assert result.output_shape == (2, 3)
-    expected = n_params(template_model(in_channels=1, input_length=216, num_classes=3))
+    assert result.uses_features is True  # the template declares num_features: 9 by default
+    expected = n_params(
+        template_model(in_channels=1, input_length=216, num_classes=3, num_features=9)
+    )
     assert result.num_params == expected
     assert result.isolation
     assert "generated_models.smoke_candidate" not in sys.modules  # never loaded here
@@ -99,9 +102,83 @@ def test_class_name_kwargs_and_dimensions_are_passed() -> None:
     )
     assert result.accepted, result.reasons
     assert result.output_shape == (2, 5)
-    model = template_model(in_channels=2, input_length=128, num_classes=5, width=8)
+    model = template_model(in_channels=2, input_length=128, num_classes=5, num_features=9, width=8)
     assert result.num_params == n_params(model)
     assert smoke_test(source, limits=GUARD_ONLY).class_name == "SEResNet1D"  # Helper skipped
+
+
+# A model that opts in to the side features and refuses to run without the right ones.
+FEATURES_MODEL = """
+import torch
+from torch import nn
+
+
+class WithFeatures(nn.Module):
+    def __init__(
+        self, *, in_channels: int, input_length: int, num_classes: int, num_features: int = 0
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.head = nn.Linear(in_channels + num_features, num_classes)
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        if features is None:
+            raise ValueError("no features given")
+        if tuple(features.shape) != (x.shape[0], self.num_features):
+            raise ValueError(f"features of shape {tuple(features.shape)}")
+        if features.dtype != torch.float32:
+            raise ValueError(f"features of dtype {features.dtype}")
+        h = torch.cat([x.mean(dim=-1), features], dim=1)  # (B, C + F)
+        return self.head(h)  # (B, num_classes)
+"""
+
+# A model without num_features whose forward takes no second argument at all.
+NO_FEATURES_MODEL = """
+import torch
+from torch import nn
+
+
+class Plain(nn.Module):
+    def __init__(self, *, in_channels: int, input_length: int, num_classes: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.mean(dim=-1))  # (B, num_classes)
+"""
+
+
+@pytest.mark.parametrize("num_features", [9, 4, 0])
+def test_model_declaring_num_features_gets_features_of_shape_2_f(num_features: int) -> None:
+    result = smoke_test(FEATURES_MODEL, num_features=num_features, limits=GUARD_ONLY)
+    assert result.accepted, result.reasons
+    assert result.uses_features is True and result.class_name == "WithFeatures"
+    assert result.num_params == (1 + num_features) * 3 + 3  # built with num_features=F
+
+
+def test_default_smoke_dims_give_the_ecg_rr_features() -> None:
+    from agent.safety.policy import DEFAULT_SMOKE_DIMS
+
+    assert DEFAULT_SMOKE_DIMS["num_features"] == 9
+    result = smoke_test(FEATURES_MODEL, limits=GUARD_ONLY)
+    assert result.accepted, result.reasons
+    assert result.num_params == (1 + 9) * 3 + 3
+
+
+def test_model_without_num_features_is_called_with_x_only() -> None:
+    result = smoke_test(NO_FEATURES_MODEL, num_features=9, limits=GUARD_ONLY)
+    assert result.accepted, result.reasons
+    assert result.uses_features is False and result.num_params == 1 * 3 + 3
+
+
+def test_forward_refusing_the_features_it_opted_in_to_is_rejected_with_a_hint() -> None:
+    source = NO_FEATURES_MODEL.replace(
+        "num_classes: int) -> None:", "num_classes: int, num_features: int = 0) -> None:"
+    )
+    result = smoke_test(source, limits=GUARD_ONLY)
+    assert not result.accepted and result.uses_features is True
+    assert "forward (train mode) raised TypeError" in joined(result)
+    assert "forward(x, features)" in joined(result)
 
 
 ZOO_PICKS = ["dataclass_config", "einops_attention", "fir_filterbank", "patch_transformer"]
@@ -349,9 +426,10 @@ def test_kernel_isolation_stops_writers_the_guard_cannot_see(tmp_path: Path) -> 
     [
         ({"width": [8]}, TypeError),
         ({"in_channels": 2}, ValueError),
+        ({"num_features": 2}, ValueError),
         ({"not an identifier": 1}, ValueError),
     ],
-    ids=["non-scalar", "contract-name", "bad-name"],
+    ids=["non-scalar", "contract-name", "features-name", "bad-name"],
 )
 def test_caller_errors_raise(kwargs: dict[str, object], error: type[Exception]) -> None:
     with pytest.raises(error):
@@ -363,3 +441,5 @@ def test_bad_module_name_and_dimensions_raise() -> None:
         smoke_test("x = 1", module_name="os.path")
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         smoke_test("x = 1", num_classes=0)
+    with pytest.raises(ValueError, match="num_features must be an int >= 0, got -1"):
+        smoke_test("x = 1", num_features=-1)

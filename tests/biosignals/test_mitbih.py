@@ -14,6 +14,7 @@ from biosignals.data.cache import load_dataset
 from biosignals.data.dataset import DatasetError, SignalDataset
 from biosignals.data.ecg_synth import generate_database, simulate_record
 from biosignals.data.mitbih import (
+    RR_FEATURE_NAMES,
     build,
     build_synthetic,
     segment_record,
@@ -80,13 +81,19 @@ def test_segment_record_options() -> None:
     seg = segment_record(
         rec, "aami3", n_leads=2, sampling_rate=180.0, rr_features=True, bandpass_hz=None
     )
-    assert seg.channels == ["MLII", "V1", "rr_pre", "rr_post"]
-    assert seg.x.shape[1:] == (4, 45 + 63) and seg.fs == 180.0
-    rr_pre = seg.x[:, 2, 0]
-    assert np.all(seg.x[:, 2] == rr_pre[:, None])  # constant channels
+    assert seg.channels == ["MLII", "V1"]  # RR context is a side input, not channels
+    assert seg.x.shape[1:] == (2, 45 + 63) and seg.fs == 180.0
+    assert seg.feature_names == list(RR_FEATURE_NAMES)
+    assert seg.features.shape == (len(seg.y), 9) and seg.features.dtype == np.float32
+    feats = dict(zip(RR_FEATURE_NAMES, seg.features.T, strict=True))
     # premature ventricular beats: shorter RR before, longer after, than the local rhythm
-    assert rr_pre[seg.y == 2].mean() < -0.15 < rr_pre[seg.y == 0].mean()
-    assert seg.x[seg.y == 2, 3, 0].mean() > 0.15
+    pre_local, post_local = feats["log_pre_rr_over_local"], feats["log_post_rr_over_local"]
+    assert pre_local[seg.y == 2].mean() < -0.15 < pre_local[seg.y == 0].mean()
+    assert post_local[seg.y == 2].mean() > 0.15
+    # ... and shorter than the patient's usual RR; one patient RR for the whole record
+    pre_patient = feats["log_pre_rr_over_patient"]
+    assert pre_patient[seg.y == 2].mean() < pre_patient[seg.y == 0].mean() - 0.15
+    assert np.ptp(feats["log_patient_rr_s"]) == 0
     # per-record z-score of the signal channels
     assert abs(float(seg.x[:, 0].std()) - 1.0) < 0.5
     with pytest.raises(DatasetError, match="n_leads must be 1 or 2"):
@@ -96,8 +103,9 @@ def test_segment_record_options() -> None:
 def test_segment_record_without_beats() -> None:
     rec = EcgRecord("100", np.zeros((500, 1), np.float32), 360.0, ["V5"], np.array([5]), ["+"])
     seg = segment_record(rec, rr_features=True, bandpass_hz=None)
-    assert seg.x.shape == (0, 3, 216) and seg.y.shape == (0,)
-    assert seg.channels == ["V5", "rr_pre", "rr_post"]  # no MLII: the first lead stands in
+    assert seg.x.shape == (0, 1, 216) and seg.y.shape == (0,)
+    assert seg.features.shape == (0, 9)
+    assert seg.channels == ["V5"]  # no MLII: the first lead stands in
 
 
 def test_select_validation_records_is_seeded_and_class_aware() -> None:
@@ -143,7 +151,10 @@ def test_build_explicit_validation_and_aami5(db_dir: Path) -> None:
     ds = build(db_dir, "aami5", records=RECORDS, val_records=["208", "209"], rr_features=True)
     _assert_no_leakage(ds)
     assert set(ds.val.groups.tolist()) == {"208", "209"}
-    assert ds.class_names == ["N", "S", "V", "F", "Q"] and ds.in_channels == 3
+    assert ds.class_names == ["N", "S", "V", "F", "Q"] and ds.in_channels == 1
+    assert ds.feature_names == list(RR_FEATURE_NAMES) and ds.num_features == 9
+    for split in ("train", "val", "test"):
+        assert ds.split(split).features.shape == (len(ds.split(split)), 9)
     assert ds.class_counts("val")[3] > 0  # 208 has fusion beats
     with pytest.raises(DatasetError, match="val_records must be"):
         build(db_dir, records=RECORDS, val_records=["100"])

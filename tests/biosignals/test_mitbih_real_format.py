@@ -383,7 +383,8 @@ def test_shipped_dataset_configs_build_and_cache(
     ds = load_dataset(cfg, tmp_path)
     scheme = str(cfg.classes)
     assert ds.class_names == aami.class_names(scheme)
-    assert ds.meta["channels"] == ["MLII", "rr_pre", "rr_post"]  # the configs turn RR on
+    assert ds.meta["channels"] == ["MLII"]
+    assert ds.num_features == 9  # the configs turn the RR side features on
     records = ds.meta["records"]
     assert isinstance(records, dict)
     for split in ("train", "val", "test"):

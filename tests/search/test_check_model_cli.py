@@ -60,7 +60,23 @@ def test_accepted_model_exits_0_with_a_summary(
     assert main(["check-model", str(path), "--in-channels", "3"]) == EXIT_OK
     out = capsys.readouterr().out
     assert out.startswith(f"accepted: {path}: class SEResNet1D")
-    assert "output (2, 3) for input (2, 3, 216)" in out
+    # the template declares num_features: smoke-tested with the default 9 RR features
+    assert "output (2, 3) for input (2, 3, 216) + features (2, 9)" in out
+
+
+def test_num_features_flag_sizes_the_features_of_models_that_declare_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _file(tmp_path, GOOD)
+    assert main(["check-model", str(path), "--num-features", "4"]) == EXIT_OK
+    assert capsys.readouterr().out.rstrip().endswith("for input (2, 1, 216) + features (2, 4)")
+    assert main(["check-model", str(path), "--num-features", "0"]) == EXIT_OK
+    assert "+ features (2, 0)" in capsys.readouterr().out
+    # a model without num_features gets forward(x) only, and the line names no features
+    plain = _file(tmp_path, TWO_MODELS, "plain.py")
+    assert main(["check-model", str(plain), "--num-features", "9"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("for input (2, 1, 216)") and "+ features" not in out
 
 
 def test_class_flag_picks_the_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,6 +124,10 @@ def test_model_failing_the_smoke_test_is_rejected_with_the_reason(
         (["check-model", "{tmp}"], "folder"),
         (["check-model", "{file}", "--class", "not a name"], "--class"),
         (["check-model", "{file}", "--in-channels", "0"], "--in-channels"),
+        (
+            ["check-model", "{file}", "--num-features", "-1"],
+            "--num-features must be an integer >= 0",
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(

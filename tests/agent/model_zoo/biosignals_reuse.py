@@ -53,7 +53,8 @@ class WideResNet(ResNet1D):
         self.pre = BasicBlock1D(in_channels, in_channels, pre_kernel, 1)
         self.hidden = nn.Sequential(nn.Linear(channels, channels), nn.GELU())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        del features  # no num_features in __init__: the trainer calls forward(x)
         h = self.stem(self.pre(x))  # (B, width, T / 2)
         h = self.blocks(h).mean(dim=-1)  # (B, width * 2**(stages-1))
         out: torch.Tensor = self.head(self.dropout(self.hidden(h)))  # (B, num_classes)
