@@ -987,14 +987,34 @@ def list_goals(campaigns_dir: Path | None = None) -> list[tuple[str, str]]:
     Each file is validated (without the configs-dir checks, to stay fast).
 
     Raises:
-        CampaignError: a campaign file that does not load.
+        CampaignError: a campaign file that does not load (the first one).
+    """
+    goals, errors = scan_goals(campaigns_dir)
+    if errors:
+        raise errors[0]
+    return goals
+
+
+def scan_goals(
+    campaigns_dir: Path | None = None,
+) -> tuple[list[tuple[str, str]], list[CampaignError]]:
+    """Like `list_goals`, but a file that does not load is reported, not raised.
+
+    Returns:
+        `(file:goal, description)` of every goal of the files that load, and one
+        `CampaignError` per file that does not (its message names the file and the reason).
     """
     cdir = Path(campaigns_dir) if campaigns_dir is not None else default_campaigns_dir()
     out: list[tuple[str, str]] = []
+    errors: list[CampaignError] = []
     for path in _campaign_files(cdir):
-        for name, goal in load_campaign_file(path, configs_dir=None).items():
-            out.append((f"{path.stem}:{name}", goal.description))
-    return out
+        try:
+            goals = load_campaign_file(path, configs_dir=None)
+        except CampaignError as e:
+            errors.append(e)
+            continue
+        out.extend((f"{path.stem}:{name}", goal.description) for name, goal in goals.items())
+    return out, errors
 
 
 def check_goal_composes(
@@ -1007,8 +1027,10 @@ def check_goal_composes(
     """Compose the goal's experiment with its overrides and a sample point of its space.
 
     Catches what the schema cannot see: a space key the config lacks (`trainer.lrr`), a value
-    of the wrong type, an override of a missing key, and an experiment that selects its best
-    epoch by another metric than the goal's (`trainer.metric`/`trainer.mode`). With `models`,
+    of the wrong type, an override of a missing key, an instantiation target the trainer would
+    refuse (`biosignals.config_safety.check_targets`; generated models are vouched for by their
+    registration and not imported here), and an experiment that selects its best epoch by
+    another metric than the goal's (`trainer.metric`/`trainer.mode`). With `models`,
     also composes each entry of `goal.models` as `model=<name>` (without the space's `model.*`
     keys, which another model may legitimately lack).
 
@@ -1022,8 +1044,8 @@ def check_goal_composes(
         The composed config of the base experiment with the sample point.
 
     Raises:
-        CampaignError: Hydra could not compose, or the metric disagrees; the message names the
-            goal's file and key and Hydra's reason.
+        CampaignError: Hydra could not compose, a target is refused, or the metric disagrees;
+            the message names the goal's file and key and the reason.
     """
     from omegaconf import OmegaConf
 
@@ -1049,6 +1071,17 @@ def check_goal_composes(
                 f"'trainer.{key}={wanted}' to overrides"
             )
     return composed
+
+
+def _check_composed_targets(cfg: DictConfig, where: str) -> None:
+    """Raise CampaignError when a `_target_` of a composed config is one the trainer refuses."""
+    from biosignals.config_safety import UnsafeTargetError, check_targets, find_targets
+
+    generated = [t for t in find_targets(cfg).values() if t.startswith("generated_models.")]
+    try:
+        check_targets(cfg, registered=generated)
+    except UnsafeTargetError as e:
+        raise CampaignError(f"{where}: {e}") from e
 
 
 def _compose_attempts(
@@ -1080,6 +1113,7 @@ def _compose_attempts(
                         f"{where}{key}: Hydra cannot compose the experiment with the goal's "
                         f"overrides and a point of its space ({reason}), got {overrides}"
                     ) from e
+                _check_composed_targets(cfg, f"{where}{key}")
                 if composed is None:
                     composed = cfg
     finally:

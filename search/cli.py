@@ -86,7 +86,10 @@ def _dashboard(args: argparse.Namespace) -> int:
                 f"campaign directory {campaign_dir} does not exist; pass the folder a campaign "
                 "wrote (it holds history/), or use --demo OUT.html"
             )
-        out = feedback.write_dashboard(campaign_dir, Path(args.out) if args.out else None)
+        try:
+            out = feedback.write_dashboard(campaign_dir, Path(args.out) if args.out else None)
+        except feedback.FeedbackError as e:
+            raise UsageError(str(e)) from e
     print(f"dashboard: {out}")
     return EXIT_OK
 
@@ -242,11 +245,15 @@ def _check_model(args: argparse.Namespace) -> int:
 
 
 def _list() -> int:
-    from search.campaign import list_goals
+    """Every goal of the campaign files that load; one stderr line per file that does not."""
+    from search.campaign import scan_goals
 
-    for spec, description in list_goals():
+    goals, errors = scan_goals()
+    for spec, description in goals:
         print(f"{spec:<26} {description}")
-    return EXIT_OK
+    for error in errors:
+        print(f"agentune list: {' '.join(str(error).split())}", file=sys.stderr)
+    return EXIT_USAGE if errors else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

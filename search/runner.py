@@ -31,7 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from ray.tune import Callback
 
 from agent.safety.proposals import ProposalCheck
-from search.campaign import CampaignError, CampaignGoal, default_configs_dir
+from search.campaign import (
+    CampaignError,
+    CampaignGoal,
+    check_goal_composes,
+    default_configs_dir,
+)
 from search.searcher import AgentSearcher, Constraint
 from search.trainable import TrialSpec, make_trainable
 
@@ -285,7 +290,9 @@ def run_campaign(
         The `CampaignResult`.
 
     Raises:
-        CampaignError: options that contradict the goal (e.g. --resume with nothing to resume).
+        CampaignError: a goal whose arms do not compose or name a refused target
+            (`check_goal_composes`), or options that contradict the goal (e.g. --resume with
+            nothing to resume).
     """
     from ray import tune
 
@@ -294,6 +301,9 @@ def run_campaign(
     options = options or CampaignOptions()
     t0 = time.perf_counter()
     _quiet_libraries()
+    # Every arm composes and passes the target check before anything starts: a bad space key
+    # would otherwise fail every trial and end the campaign as "hopeless".
+    check_goal_composes(goal, default_configs_dir())
     campaign_dir = campaign_directory(goal, options)
     campaign = f"{goal.spec.replace(':', '-')}-{campaign_dir.name}"
     history_dir = campaign_dir / "history"

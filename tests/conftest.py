@@ -4,6 +4,7 @@ needs module names to be unique)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,16 @@ def writable_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[P
 def store(tmp_path: Path) -> FeedbackStore:
     """An empty feedback store in the test's folder."""
     return FeedbackStore(tmp_path / "history")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads; on a shared 2-core machine, spinning OpenMP
+    workers make them many times slower. Use per module:
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from omegaconf import OmegaConf
 from ray import tune
 
@@ -43,12 +41,7 @@ TRIALS = ("t0001", "t0002")
 FORBIDDEN = ("test/", "test_confusion", "test_metrics", "cm_")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class RecordingProposer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,7 @@ SUMMARY_KEYS = {
 CNN = {"_target_": "biosignals.models.cnn1d.CNN1D", "width": 8, "depth": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads; on a shared 2-core machine, spinning OpenMP
-    workers make them many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _split(rng: np.random.Generator, n: int, task: str, group: str) -> Split:

@@ -5,13 +5,11 @@ summary.json; regression runs are unchanged."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from biosignals.data.dataset import SignalDataset, Split
@@ -24,12 +22,7 @@ PRESENT = 3  # only N, S, V occur: F and Q have no windows in any split
 CNN = {"_target_": "biosignals.models.cnn1d.CNN1D", "width": 8, "depth": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _split(rng: np.random.Generator, n: int, task: str) -> Split:

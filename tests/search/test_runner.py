@@ -40,6 +40,23 @@ goals:
       trainer.lr: {loguniform: [1.0e-3, 1.0e-2]}
     constraints:
       num_params: {min: 10, max: 200000}
+  bad_space:
+    description: a space key the experiment lacks
+    experiment: mitbih_aami3_quick
+    metric: val/macro_f1
+    mode: max
+    budget: 2
+    space:
+      trainer.lrr: {loguniform: [1.0e-3, 1.0e-2]}
+  bad_target:
+    description: an override naming a target the trainer refuses
+    experiment: mitbih_aami3_quick
+    overrides: ["trainer.optimizer._target_=builtins.eval"]
+    metric: val/macro_f1
+    mode: max
+    budget: 2
+    space:
+      trainer.lr: {loguniform: [1.0e-3, 1.0e-2]}
 """
 
 
@@ -90,6 +107,9 @@ def test_goal_constraints_map_to_searcher_constraints(campaigns_dir: Path) -> No
         (["run", "test:tiny", "--budget", "0"], "--budget must be a positive"),
         (["run", "test:tiny", "--resume", "--storage", "{tmp}"], "no earlier campaign"),
         (["dashboard", "{tmp}/missing"], "does not exist"),
+        (["dashboard", "{tmp}"], "no feedback history"),
+        (["run", "test:bad_space"], "trainer.lrr"),
+        (["run", "test:bad_target"], "builtins.eval"),
         (["dashboard"], "needs CAMPAIGN_DIR"),
         (["train", "trainer.lrr=1"], "Could not override 'trainer.lrr'"),
         (["train", "model=transformer"], "Could not find 'model/transformer'"),
@@ -112,7 +132,24 @@ def test_bad_input_exits_2_with_one_line(
 def test_list_prints_every_goal(campaigns_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
-    assert sorted(line.split()[0] for line in lines) == ["test:both_bounds", "test:tiny"]
+    assert sorted(line.split()[0] for line in lines) == [
+        "test:bad_space", "test:bad_target", "test:both_bounds", "test:tiny",
+    ]  # fmt: skip
+
+
+def test_list_reports_a_bad_file_in_one_line_and_lists_the_rest(
+    campaigns_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (campaigns_dir / "broken.yaml").write_text("goals: [\n", encoding="utf-8")
+    (campaigns_dir / "wrong.yaml").write_text("goals:\n  g: {budget: -1}\n", encoding="utf-8")
+    assert main(["list"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    listed = sorted(line.split()[0] for line in captured.out.splitlines())
+    assert listed == ["test:bad_space", "test:bad_target", "test:both_bounds", "test:tiny"]
+    errors = captured.err.splitlines()
+    assert len(errors) == 2
+    assert "broken.yaml" in errors[0] and "wrong.yaml" in errors[1]
+    assert all(line.startswith("agentune list: ") for line in errors)
 
 
 def test_demo_dashboard_needs_no_training(tmp_path: Path) -> None:
