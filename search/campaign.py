@@ -34,10 +34,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from feedback.signals import SignalThresholds
+
 if TYPE_CHECKING:
     from omegaconf import DictConfig
-
-    from feedback.signals import SignalThresholds
 
 __all__ = [
     "DOMAIN_KINDS",
@@ -358,6 +358,9 @@ class TrialResources(_Schema):
         return {"cpu": self.cpu, "gpu": self.gpu}
 
 
+_SIGNAL_DEFAULTS = SignalThresholds()
+
+
 class EscalationSettings(_Schema):
     """When stagnation hands the search to the next tier.
 
@@ -370,10 +373,11 @@ class EscalationSettings(_Schema):
             more than `min_delta` (None: never for this reason).
     """
 
-    window: int = Field(default=4, ge=2)
-    min_delta: float = Field(default=0.0, ge=0)
-    patience: int = Field(default=2, ge=1)
-    hopeless_after: int | None = Field(default=None, ge=1)
+    # One source of defaults: the signals' own (`feedback.SignalThresholds`).
+    window: int = Field(default=_SIGNAL_DEFAULTS.window, ge=2)
+    min_delta: float = Field(default=_SIGNAL_DEFAULTS.min_delta, ge=0)
+    patience: int = Field(default=_SIGNAL_DEFAULTS.patience, ge=1)
+    hopeless_after: int | None = Field(default=_SIGNAL_DEFAULTS.hopeless_after, ge=1)
 
 
 class Constraint(_Schema):
@@ -674,8 +678,6 @@ class CampaignGoal(_Schema):
         whole campaign (Tune's `TuneConfig(time_budget_s=goal.wall_time_s)`), while the
         thresholds' `time_budget_s` sums the runs' durations.
         """
-        from feedback.signals import SignalThresholds
-
         return SignalThresholds(
             window=self.escalation.window,
             min_delta=self.escalation.min_delta,

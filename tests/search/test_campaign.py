@@ -513,6 +513,15 @@ def test_signal_thresholds_come_from_the_goal(tmp_path: Path, configs_dir: Path)
     assert (thresholds.target, thresholds.budget, thresholds.token_budget) == (0.9, 8, None)
 
 
+def test_escalation_defaults_are_the_signals_defaults(tmp_path: Path, configs_dir: Path) -> None:
+    from feedback.signals import SignalThresholds
+
+    goal = load_one(tmp_path, configs_dir, goal_with(escalation=_DELETE))
+    got, defaults = goal.signal_thresholds(), SignalThresholds()
+    for key in ("window", "min_delta", "patience", "hopeless_after"):
+        assert getattr(got, key) == getattr(defaults, key), key
+
+
 # ---- shipped goals ----------------------------------------------------------------------------
 
 SHIPPED = list_goals(REPO / "campaigns")
