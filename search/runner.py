@@ -224,6 +224,53 @@ def attach_approval_hook(tuner: Any, hook: ApprovalHook) -> bool:
     return True
 
 
+def resumed_budget(store: FeedbackStore, campaign: str, requested: int | None) -> int:
+    """The trial budget a resumed campaign keeps: the one it started with.
+
+    Tune restores the saved experiment with its own trial count and searcher, so another
+    budget cannot be applied to it; asking for one is refused rather than ignored.
+
+    Raises:
+        CampaignError: no campaign event in the history, or `requested` differs from it.
+    """
+    events = store.events(campaign=campaign, kind="campaign")
+    saved = events[0].data.get("budget") if events else None
+    if not isinstance(saved, int):
+        raise CampaignError(
+            f"--resume: the history of {campaign} does not say what budget the campaign "
+            "started with; start a new campaign instead (without --resume)"
+        )
+    if requested is not None and requested != saved:
+        raise CampaignError(
+            f"--resume continues {campaign} with the budget it started with ({saved} trials), "
+            f"got --budget {requested}; drop --budget, or start a new campaign with it"
+        )
+    return saved
+
+
+def attach_reporter(tuner: Any, reporter: _RunReporter) -> bool:
+    """Make a restored Tuner report finished trials through this session's `reporter`.
+
+    The restored run config holds the callbacks pickled with the experiment, whose printing
+    hook stayed with the old driver; without this the resumed trials would be printed only
+    once the whole campaign ended. Runs already in the history are not printed again.
+
+    Returns:
+        Whether a saved reporter was found and replaced.
+    """
+    run_config = getattr(getattr(tuner, "_local_tuner", None), "_run_config", None)
+    callbacks = getattr(run_config, "callbacks", None)
+    if run_config is None or not isinstance(callbacks, list):
+        logger.warning("Could not find the restored run config; trial lines print at the end.")
+        return False
+    reporter.mark_reported()
+    replaced = [reporter if isinstance(cb, _RunReporter) else cb for cb in callbacks]
+    if reporter not in replaced:
+        replaced.append(reporter)
+    run_config.callbacks = replaced
+    return True
+
+
 def _init_ray(num_cpus: int | None = None) -> bool:
     """Join `RAY_ADDRESS` or start an embedded Ray (node address 127.0.0.1, no dashboard).
 
@@ -314,7 +361,10 @@ def run_campaign(
     thresholds = dataclasses.replace(goal.signal_thresholds(), budget=budget)
     campaign_dir.mkdir(parents=True, exist_ok=True)
     store = FeedbackStore(history_dir)
-    if not options.resume:
+    if options.resume:
+        budget = resumed_budget(store, campaign, options.budget)
+        thresholds = dataclasses.replace(thresholds, budget=budget)
+    else:
         store.append_event(
             Event(
                 campaign=campaign,
@@ -379,6 +429,7 @@ def run_campaign(
                 str(experiment), trainable=trainable, resume_errored=True, param_space={}
             )
             attach_approval_hook(tuner, approval_hook)
+            attach_reporter(tuner, reporter)
         else:
             tuner = tune.Tuner(
                 trainable,
@@ -518,6 +569,11 @@ class _RunReporter(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.flush()
+
+    def mark_reported(self) -> None:
+        """Count every run already in the store as reported (a resumed campaign's earlier
+        runs)."""
+        self._seen.update(r.run_id for r in self._store.runs(campaign=self._campaign))
 
     def flush(self) -> None:
         """Report every stored run not reported yet."""

@@ -5,6 +5,7 @@ See the class docstring for usage, the reserved config entry and the contracts w
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -270,12 +271,16 @@ class AgentSearcher(Searcher):
          "proposal_id": "3f2a..."}       # or None
 
     A trainable turns it into Hydra overrides: ``overrides + [f"{k}={v}" for k, v in params]``.
-    Campaign mode is on when `campaign`, `store` or `proposer` is given (or `annotate=True`).
+    Campaign mode (reading the signals after each trial, escalating, stopping) is on when
+    `campaign` or `proposer` is given; `store` alone only records the runs of a drop-in search
+    and changes none of its decisions. The reserved entry is added in campaign mode (or with
+    `annotate=True`).
 
     What the trainable reports (campaign mode): the metric (its final report should carry
     the run's best value under the metric name); ``agentune_final: True`` in the report made
-    when training ended by itself (a finished trial without it was stopped by the scheduler
-    and is recorded as pruned; reporting ``agentune_final: False`` earlier is allowed);
+    when training ended by itself and ``agentune_final: False`` in the earlier ones (a trial
+    whose last report says False was stopped by the scheduler and is recorded as pruned; a
+    trainable that never reports the flag has its finished trials counted as completed);
     optionally ``status`` (trainer status: completed/diverged/stopped/failed), ``error``,
     ``num_params``, ``model``, ``best_epoch``, ``dataset``, ``test/...`` metrics,
     ``agentune_run_id`` (the run id in the store; default the trial id), and every key named
@@ -285,8 +290,8 @@ class AgentSearcher(Searcher):
         ``error=True`` -> failed (FAIL); result ``status`` "diverged" -> diverged (FAIL);
         missing, NaN or infinite metric -> failed (FAIL); a constraint violated -> infeasible
         (COMPLETE with Optuna constraint values, so TPE learns to avoid it); ``status``
-        "stopped", ``agentune_final: False``, or (campaign mode) neither the final flag nor a
-        ``status`` -> pruned (PRUNED, ranked by the reported intermediate values); otherwise
+        "stopped" or ``agentune_final: False`` -> pruned (PRUNED, ranked by the reported
+        intermediate values); otherwise
         completed (COMPLETE). A trial Tune removes before it ran (no result, no error) closes
         its Optuna trial as FAIL and is not recorded.
 
@@ -425,8 +430,11 @@ class AgentSearcher(Searcher):
         self._proposer = proposer
         self._store = store
         self._campaign = campaign
-        # Campaign mode: store records, read the signals, expect the trainable's final flag.
-        self._campaign_mode = campaign is not None or store is not None or proposer is not None
+        # Recording: runs and their curves go to the store. Campaign mode (a campaign name or a
+        # proposer) also reads the signals and escalates or stops; a store alone only adds the
+        # history to a drop-in search and changes none of its decisions.
+        self._campaign_mode = campaign is not None or proposer is not None
+        self._recording = self._campaign_mode or store is not None
         self._annotate = self._campaign_mode if annotate is None else bool(annotate)
         self._base_overrides = tuple(base_overrides)
         self._models = tuple(models)
@@ -958,7 +966,7 @@ class AgentSearcher(Searcher):
         pending = self._pending.get(trial_id)
         if pending is None:
             return
-        if self._campaign_mode and is_finite_number(result.get(EPOCH_KEY)):
+        if self._recording and is_finite_number(result.get(EPOCH_KEY)):
             pending.curve.append(_epoch_row(result))
         if pending.trial is None or not self._metric:
             return
@@ -974,11 +982,26 @@ class AgentSearcher(Searcher):
     ) -> None:
         """Tell the arm's study, store a `RunRecord`, and run the escalation policy.
 
-        Never raises for bad results: NaN/inf/missing metrics and errors are recorded as
-        failures; a second completion of the same trial is ignored; an unknown trial id
-        (Tune restarts trials under new ids) is attributed from the config in the result
-        (``result["config"]``, or the ``config/...`` keys of Tune's flattened results).
+        Never raises (an exception here would end the whole Tune experiment): NaN/inf/missing
+        metrics and errors are recorded as failures; a second completion of the same trial is
+        ignored; an unknown trial id (Tune restarts trials under new ids) is attributed from
+        the config in the result (``result["config"]``, or the ``config/...`` keys of Tune's
+        flattened results); anything else that goes wrong (a recommender returning an unknown
+        action, a store that cannot be written) is logged and kept as a ``note`` event, and
+        the search goes on.
         """
+        try:
+            self._complete(trial_id, result, error)
+        except Exception as e:  # the contract: Tune's loop must not die of one trial
+            logger.exception("Handling the completion of trial %s failed", trial_id)
+            with contextlib.suppress(Exception):
+                self._event(
+                    "note",
+                    f"handling the completion of trial {trial_id} failed: {type(e).__name__}: {e}",
+                )
+
+    def _complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
+        """The body of `on_trial_complete`, which guards it."""
         if trial_id in self._finished:
             logger.debug("Ignoring a second completion of trial %s.", trial_id)
             return
@@ -1091,11 +1114,9 @@ class AgentSearcher(Searcher):
         if violated:
             return _Outcome("infeasible", value, "; ".join(violated), constraints)
         final = result.get(FINAL_KEY)
-        pruned = (
-            status == "pruned"
-            or final is False
-            or (final is None and self._campaign_mode and status is None)
-        )
+        # Only a trainable that speaks the final-report protocol can be read as stopped by
+        # its flag; one that never reports it finished normally (drop-in use).
+        pruned = status == "pruned" or final is False
         if pruned:
             return _Outcome("pruned", value, None, constraints)
         return _Outcome("completed", value, None, constraints)
@@ -1586,19 +1607,17 @@ class AgentSearcher(Searcher):
         try:
             records = self._campaign_history()
             action, reasons = self._recommendation(records)
+            decision = self._policy.decide(
+                action,
+                reasons,
+                tried_models=self._tried_models(records),
+                requests_made=self._requests_made,
+                request_in_flight=self._future is not None,
+                arms_settled=self._arms_settled(),
+            )
         except (OSError, ValueError) as e:
             logger.warning("Could not compute the feedback recommendation: %s", e)
             return
-        registry = self._registry
-        assert registry is not None
-        decision = self._policy.decide(
-            action,
-            reasons,
-            tried_models=self._tried_models(records),
-            requests_made=self._requests_made,
-            request_in_flight=self._future is not None,
-            arms_settled=self._arms_settled(),
-        )
         text = f"{action}: {'; '.join(reasons)}" if reasons else action
         self._last_recommendation = text  # shown to the approval hook
         if action != self._last_action:
@@ -1766,7 +1785,7 @@ class AgentSearcher(Searcher):
     ) -> RunRecord | None:
         """Store the run of `pending` (campaign mode); `launched=False` for a trial the
         approval hook rejected (no Tune trial: `trial_id` is only its run id)."""
-        if not self._campaign_mode:
+        if not self._recording:
             return None
         from feedback import RunRecord
 

@@ -13,7 +13,10 @@ One trial:
        and registered config (``["model_config"]``) pass the safety layer's checks again:
        the config may have been altered on the way.
     3. Composes the config and calls `biosignals.trainer.train` in-process, reporting every
-       epoch to Tune with `tune.report` and a checkpoint; a restored trial resumes from it.
+       epoch but the last to Tune with `tune.report` and a checkpoint; a restored trial
+       resumes from it. The last epoch's metrics and checkpoint travel with the final report,
+       so a trial makes exactly `trainer.epochs` reports when it trains them all, and a
+       scheduler capped at the epochs (ASHA's ``max_t``) sees it complete.
        A tier-3 model is loaded from the source that travelled (a worker that never saw the
        driver's `generated_models/` trains it all the same) with restricted builtins, and
        imported, built and trained under the runtime guard, which allows writes only inside
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,47 +183,73 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
     if generated is not None:
         _store_model_config(generated)
     cfg = compose_trial_config(spec, overrides, run_dir)
+    planned_epochs = int(cfg.trainer.epochs)
     guard: Any = None
+    last: dict[str, Any] = {}  # the last epoch's metrics and checkpoint dir, for the final
 
     def report_epoch(report: EpochReport) -> None:
         # trusted code between epochs: Tune's checkpoint upload writes outside the run dir
         suspended = guard.suspended() if guard is not None else contextlib.nullcontext()
-        with suspended, tempfile.TemporaryDirectory() as tmp:
-            report.save_checkpoint(Path(tmp))
-            tune.report(
-                {**report.metrics, FINAL_KEY: False},
-                checkpoint=tune.Checkpoint.from_directory(tmp),
-            )
-
-    with _checkpoint_dir(tune.get_checkpoint()) as resume_dir:
-        if generated is None:
-            summary = train(
-                cfg, dataset=dataset, epoch_callback=report_epoch, resume_from=resume_dir
-            )
-        else:
-            from agent.safety import SafetyError
-            from agent.safety.worker import guarded_generated_model
-
-            target = str(cfg.model.get("_target_"))
-            if target not in generated.targets:
-                raise TrialError(
-                    f"model._target_ {target!r} is not the registered target of generated "
-                    f"model {generated.name!r} ({sorted(generated.targets)})"
+        with suspended:
+            if report.epoch >= planned_epochs:
+                # The last epoch goes out with the final report: a scheduler that caps a trial
+                # at its epochs (ASHA with max_t = epochs) stops it at that report, so a
+                # separate final report would never arrive and a fully trained trial would be
+                # recorded as pruned.
+                last["dir"] = tempfile.mkdtemp(prefix="agentune-ckpt-")
+                report.save_checkpoint(Path(last["dir"]))
+                last["metrics"] = dict(report.metrics)
+                return
+            with tempfile.TemporaryDirectory() as tmp:
+                report.save_checkpoint(Path(tmp))
+                tune.report(
+                    {**report.metrics, FINAL_KEY: False},
+                    checkpoint=tune.Checkpoint.from_directory(tmp),
                 )
-            if dataset is None:  # the cache may write: load before the guard is armed
-                dataset = _load_dataset(cfg)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                with guarded_generated_model(
-                    generated.name, generated.source, write_roots=[run_dir], report=generated.report
-                ) as guard:
-                    summary = train(
-                        cfg, dataset=dataset, epoch_callback=report_epoch, resume_from=resume_dir
-                    )
-            except SafetyError as e:
-                raise TrialError(str(e)) from e
 
-    tune.report(final_report(spec, summary, run_dir, tune.get_context().get_trial_id()))
+    try:
+        with _checkpoint_dir(tune.get_checkpoint()) as resume_dir:
+            if generated is None:
+                summary = train(
+                    cfg, dataset=dataset, epoch_callback=report_epoch, resume_from=resume_dir
+                )
+            else:
+                from agent.safety import SafetyError
+                from agent.safety.worker import guarded_generated_model
+
+                target = str(cfg.model.get("_target_"))
+                if target not in generated.targets:
+                    raise TrialError(
+                        f"model._target_ {target!r} is not the registered target of generated "
+                        f"model {generated.name!r} ({sorted(generated.targets)})"
+                    )
+                if dataset is None:  # the cache may write: load before the guard is armed
+                    dataset = _load_dataset(cfg)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                try:
+                    with guarded_generated_model(
+                        generated.name,
+                        generated.source,
+                        write_roots=[run_dir],
+                        report=generated.report,
+                    ) as guard:
+                        summary = train(
+                            cfg,
+                            dataset=dataset,
+                            epoch_callback=report_epoch,
+                            resume_from=resume_dir,
+                        )
+                except SafetyError as e:
+                    raise TrialError(str(e)) from e
+        final = final_report(spec, summary, run_dir, tune.get_context().get_trial_id())
+        if "dir" not in last:
+            tune.report(final)
+            return
+        checkpoint = tune.Checkpoint.from_directory(last["dir"])
+        tune.report({**last["metrics"], **final}, checkpoint=checkpoint)
+    finally:
+        if "dir" in last:
+            shutil.rmtree(last["dir"], ignore_errors=True)
 
 
 def final_report(

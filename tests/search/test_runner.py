@@ -92,6 +92,23 @@ def test_resume_without_an_earlier_campaign_is_an_error(
         campaign_directory(goal, CampaignOptions(storage=tmp_path, resume=True))
 
 
+def test_resume_refuses_another_budget_before_anything_runs(
+    campaigns_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from feedback import Event
+
+    goal = load_goal("test:tiny")
+    earlier = campaign_directory(goal, CampaignOptions(storage=tmp_path))
+    store = FeedbackStore(earlier / "history")
+    campaign = f"test-tiny-{earlier.name}"
+    store.append_event(Event(campaign=campaign, kind="campaign", message="x", data={"budget": 9}))
+    code = main(["run", "test:tiny", "--resume", "--budget", "5", "--storage", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USAGE and len(err.splitlines()) == 1
+    assert "budget it started with (9 trials)" in err and "--budget 5" in err
+    assert store.runs() == [] and not (earlier / "ray").exists()  # nothing ran
+
+
 def test_goal_constraints_map_to_searcher_constraints(campaigns_dir: Path) -> None:
     assert searcher_constraints(load_goal("test:tiny")) == {"num_params": ("<=", 200000.0)}
     with pytest.raises(CampaignError, match="give min or max, not both"):

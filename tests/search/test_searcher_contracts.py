@@ -223,7 +223,12 @@ def test_results_after_completion_are_ignored() -> None:
     ("result", "status", "state"),
     [
         (final_result(METRIC, 0.8, num_params=10), "completed", TrialState.COMPLETE),
-        ({METRIC: 0.4, "training_iteration": 1, "num_params": 10}, "pruned", TrialState.PRUNED),
+        # a trainable that never reports the final flag finished normally
+        (
+            {METRIC: 0.4, "training_iteration": 1, "num_params": 10},
+            "completed",
+            TrialState.COMPLETE,
+        ),
         (final_result(METRIC, 0.4, num_params=10, status="stopped"), "pruned", TrialState.PRUNED),
         ({METRIC: 0.4, "agentune_final": False, "num_params": 10}, "pruned", TrialState.PRUNED),
         (final_result(METRIC, float("nan"), status="diverged"), "diverged", TrialState.FAIL),
@@ -271,6 +276,48 @@ def test_drop_in_completion_without_final_flag_is_completed() -> None:
     searcher.suggest("a")
     searcher.on_trial_complete("a", {METRIC: 0.3})
     assert study_states(searcher) == [TrialState.COMPLETE]
+
+
+def test_a_store_alone_records_a_drop_in_search_and_changes_no_decision(
+    store: FeedbackStore,
+) -> None:
+    """A user's trainable that knows nothing of agentune's final flag, with `store=`: every
+    trial is completed, the configs stay plain, and twelve equal values (stagnant, and
+    'hopeless' by the campaign's signals) do not stop the search."""
+    searcher = drop_in(store=store)
+    for i in range(12):
+        config = searcher.suggest(f"t{i}")
+        assert config is not None and config is not Searcher.FINISHED
+        assert RESERVED_KEY not in config
+        searcher.on_trial_complete(f"t{i}", {METRIC: 0.5, "training_iteration": 2})
+    assert searcher.suggest("t12") not in (None, Searcher.FINISHED)
+    records = store.runs(campaign="default")
+    assert len(records) == 12 and {r.status for r in records} == {"completed"}
+    assert not [e for e in store.events() if e.kind in ("recommendation", "escalation")]
+
+
+class RaisingRecommender:
+    """A user recommender that fails in two ways: an unknown action, then an exception."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, history: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            return ScriptedRecommender(["retry_later"])(history)
+        raise RuntimeError("recommender bug")
+
+
+def test_on_trial_complete_never_raises(store: FeedbackStore) -> None:
+    searcher = campaign(store, recommender=RaisingRecommender())
+    for trial in ("a", "b"):
+        searcher.suggest(trial)
+        searcher.on_trial_complete(trial, final_result(METRIC, 0.5))  # must not raise
+    assert [r.status for r in store.runs(campaign="ecg")] == ["completed", "completed"]
+    notes = [e.message for e in store.events(campaign="ecg") if e.kind == "note"]
+    assert any("RuntimeError: recommender bug" in m for m in notes)
+    assert searcher.suggest("c") not in (None, Searcher.FINISHED)  # the search goes on
 
 
 def test_record_fields_come_from_the_result(store: FeedbackStore) -> None:

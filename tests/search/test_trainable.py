@@ -167,3 +167,59 @@ def test_generated_model_trains_on_a_worker_that_never_saw_its_file(tmp_path: Pa
     assert (run_dir / "summary.json").is_file() and (run_dir / "metrics.jsonl").is_file()
     assert (run_dir / "model.pt").is_file()  # written inside the run dir, under the guard
     assert tampered.error is not None and "subprocess" in str(tampered.error)
+
+
+@pytest.mark.slow
+def test_asha_capped_at_the_epochs_records_fully_trained_trials_as_completed(
+    tmp_path: Path,
+) -> None:
+    """The real trainable under ASHA with max_t = epochs: a trial that trains all its epochs
+    makes exactly that many reports (the last one final), so it is completed, not pruned; one
+    ASHA stops at its first rung is pruned."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    from feedback import FeedbackStore
+    from search import AgentSearcher
+
+    store = FeedbackStore(tmp_path / "history")
+    # One at a time, the first the best: ASHA (grace 1, factor 2) lets it run to max_t and
+    # stops the later, worse ones at their first rung.
+    points = [{"trainer.lr": lr} for lr in (1e-2, 1e-5, 2e-5)]
+    searcher = AgentSearcher(
+        {"trainer.lr": tune.loguniform(1e-5, 1e-1)},
+        "val/macro_f1",
+        "max",
+        seed=0,
+        store=store,
+        campaign="asha",
+        points_to_evaluate=points,
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = tune.Tuner(
+            make_trainable(_spec(), _tiny_dataset(np.random.default_rng(0))),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                num_samples=3,
+                max_concurrent_trials=1,
+                scheduler=ASHAScheduler(
+                    metric="val/macro_f1", mode="max", max_t=2, grace_period=1, reduction_factor=2
+                ),
+            ),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
+        ).fit()
+    finally:
+        ray.shutdown()
+    assert not results.errors
+    records = {r.params["trainer.lr"]: r for r in store.runs(campaign="asha")}
+    iterations = {}
+    for i in range(len(results)):
+        result = results[i]
+        assert result.config is not None and result.metrics is not None
+        iterations[result.config["trainer.lr"]] = result.metrics["training_iteration"]
+    assert iterations[1e-2] == 2  # both epochs, the second report being the final one
+    assert records[1e-2].status == "completed"
+    assert records[1e-2].test_metrics["test/macro_f1"] >= 0.0  # the final report arrived
+    for lr, record in records.items():
+        assert record.status == ("completed" if iterations[lr] == 2 else "pruned"), lr
+    assert any(r.status == "pruned" for r in records.values())
