@@ -491,6 +491,8 @@ class CampaignGoal(_Schema):
     constraints: dict[str, Constraint] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     seed: int | None = None
+    # Each arm's Optuna sampler; GP beats TPE at campaign budgets (bench/tpe_settings.py).
+    sampler: Literal["tpe", "gp"] = "gp"
 
     @field_validator("overrides")
     @classmethod

@@ -420,6 +420,7 @@ def run_campaign(
             signal_thresholds=thresholds,
             proposal_check=proposal_check,
             approval_hook=approval_hook,
+            sampler=goal.sampler,
         )
         reporter = _RunReporter(store, campaign, on_run)
         ray_dir = campaign_dir / "ray"

@@ -43,7 +43,7 @@ from agent.proposer import (
 )
 from agent.safety.proposals import ProposalCheck
 from search.approvals import REJECTED_CONSTRAINT, split_modified, trial_overrides, worst_value
-from search.arms import BASE_ARM, Arm, ArmRegistry
+from search.arms import BASE_ARM, SAMPLERS, Arm, ArmRegistry
 from search.escalation import EscalationDecision, EscalationPolicy
 from search.space import (
     SearchSpaceError,
@@ -334,7 +334,10 @@ class AgentSearcher(Searcher):
             list of `RunRecord` when there is no store) and returning an object with
             `action` (continue/change_lr/change_model/stop) and `reasons`.
         history_chars: length cap of the history text given to the proposer.
-        tpe_kwargs: extra `TPESampler` arguments (e.g. `{"n_startup_trials": 5}`).
+        tpe_kwargs: extra sampler arguments (e.g. `{"n_startup_trials": 5}`).
+        sampler: each arm's Optuna sampler, "tpe" (default, as Tune's `OptunaSearch`) or
+            "gp" (Optuna's `GPSampler`: better at small budgets, slower per suggestion; the
+            campaign goals' default; see `search.arms.ArmRegistry`).
         annotate: force the reserved config entry on (True) or off (False); None: on in
             campaign mode.
         proposal_check: the safety layer's check every proposal passes before it becomes an
@@ -395,6 +398,7 @@ class AgentSearcher(Searcher):
         recommender: Callable[[Any], Any] | None = None,
         history_chars: int = 4000,
         tpe_kwargs: Mapping[str, Any] | None = None,
+        sampler: str = "tpe",
         annotate: bool | None = None,
         proposal_check: Callable[[Proposal], Proposal] | None = None,
         approval_hook: ApprovalHook | None = None,
@@ -453,6 +457,9 @@ class AgentSearcher(Searcher):
         self._recommender = recommender
         self._history_chars = history_chars
         self._tpe_kwargs = dict(tpe_kwargs or {})
+        if sampler not in SAMPLERS:
+            raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}.")
+        self._sampler = sampler
         self._proposal_check: Callable[[Proposal], Proposal] = proposal_check or ProposalCheck()
         # The live hook; __getstate__ keeps it only when it pickles (see the class docstring).
         self._approval_hook: ApprovalHook | None = approval_hook
@@ -636,6 +643,7 @@ class AgentSearcher(Searcher):
             exploit_prob=self._exploit_prob,
             max_arm_failures=self._max_arm_failures,
             tpe_kwargs=self._tpe_kwargs,
+            sampler=self._sampler,
         )
         base = registry.add(
             BASE_ARM,

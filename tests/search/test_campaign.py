@@ -513,6 +513,13 @@ def test_signal_thresholds_come_from_the_goal(tmp_path: Path, configs_dir: Path)
     assert (thresholds.target, thresholds.budget, thresholds.token_budget) == (0.9, 8, None)
 
 
+def test_sampler_defaults_to_gp_and_is_checked(tmp_path: Path, configs_dir: Path) -> None:
+    assert load_one(tmp_path, configs_dir, goal_with()).sampler == "gp"
+    assert load_one(tmp_path, configs_dir, goal_with(sampler="tpe")).sampler == "tpe"
+    with pytest.raises(CampaignError, match="sampler"):
+        load_one(tmp_path, configs_dir, goal_with(sampler="cmaes"))
+
+
 def test_escalation_defaults_are_the_signals_defaults(tmp_path: Path, configs_dir: Path) -> None:
     from feedback.signals import SignalThresholds
 

@@ -854,3 +854,18 @@ def test_reasons_and_failed_records_survive_nan_in_campaign(store: FeedbackStore
     searcher.on_trial_complete("a", final_result(METRIC, math.nan))
     (record,) = store.runs(campaign="ecg")
     assert record.status == "failed" and "not finite" in (record.error or "")
+
+
+def test_arms_may_use_optunas_gp_sampler() -> None:
+    import optuna
+
+    searcher = drop_in(sampler="gp")
+    for i in range(6):
+        config = searcher.suggest(f"t{i}")
+        assert config is not None and 1e-4 <= config["trainer.lr"] <= 1e-1
+        searcher.on_trial_complete(f"t{i}", {METRIC: 0.1 * i})
+    study = searcher.arms_by_name[BASE_ARM].study
+    assert isinstance(study.sampler, optuna.samplers.GPSampler)
+    assert study_states(searcher) == [TrialState.COMPLETE] * 6
+    with pytest.raises(ValueError, match="`sampler` must be one of"):
+        drop_in(sampler="cmaes")
