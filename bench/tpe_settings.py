@@ -40,10 +40,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-
-def fitted_startup_trials(budget: int) -> int:
-    """Random startup trials fitted to a study's expected trials: a fifth, between 2 and 10."""
-    return max(2, min(10, budget // 5))
+from search.arms import fitted_startup_trials
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 * :class:`FeedbackStore`: the durable, append-only Parquet store of a campaign directory's
   ``history/``.
 * :mod:`feedback.signals`: :func:`drift`, :func:`stagnation`, :func:`recommend` with
-  :class:`SignalThresholds`.
+  :class:`SignalThresholds`; :func:`estimate_noise` (the run-to-run noise they compare with).
 * :func:`write_dashboard`, :func:`write_demo_dashboard`: the standalone HTML dashboard.
 
 This package imports no other project package, nor ray, torch or smolagents.
@@ -34,10 +34,12 @@ from ._store import FeedbackStore
 from .signals import (
     DriftReading,
     History,
+    NoiseEstimate,
     Recommendation,
     SignalThresholds,
     StagnationReading,
     drift,
+    estimate_noise,
     recommend,
     stagnation,
 )
@@ -61,11 +63,13 @@ __all__ = [
     "FeedbackSchemaError",
     "FeedbackStore",
     "History",
+    "NoiseEstimate",
     "Recommendation",
     "RunRecord",
     "SignalThresholds",
     "StagnationReading",
     "drift",
+    "estimate_noise",
     "history_text",
     "load_epoch_metrics",
     "parse_epoch_metrics",

@@ -1,4 +1,4 @@
-"""Signals read from a campaign's history: drift, stagnation and a recommendation.
+"""Signals read from a campaign's history: noise, drift, stagnation and a recommendation.
 
 Each signal is a pure function of a history (runs in the order they finished) and a
 :class:`SignalThresholds`; same input, same output. A history is a :class:`History`, a
@@ -6,8 +6,19 @@ Each signal is a pure function of a history (runs in the order they finished) an
 :class:`feedback.RunRecord`. Values are oriented internally so that higher is better
 (``mode="min"`` values are negated); readings report them in the metric's own units.
 
-Only ``completed`` runs carry values. Cost is O(n) in numpy plus constant work on the last
-few windows, so signals over 100,000 runs take milliseconds.
+Only ``completed`` runs carry values. The runs belong to *arms* (``RunRecord.arm``, the
+table's ``arm`` column): the base arm, then the arms the agent adds. Stagnation is read over
+the whole campaign (is the campaign's best still improving?); drift within one arm (is this
+arm getting worse than it was?), so a new arm that is simply weaker is not drift.
+
+Both signals compare changes with the run-to-run *noise* of one evaluation
+(:func:`estimate_noise`): the goal's ``noise`` when it sets one, else repeated evaluations of
+one config, else a robust estimate from the campaign's own values. The constants of the drift
+test were calibrated by simulation (``bench/signals_calibration.py``, which also measures the
+false-alarm and detection rates at the noise levels of the biosignal tasks).
+
+Cost is O(n) in numpy plus constant work on the last few windows, so signals over 100,000
+runs take milliseconds.
 
 Example::
 
@@ -35,11 +46,14 @@ from ._records import RunRecord
 __all__ = [
     "DriftReading",
     "History",
+    "NoiseEstimate",
     "Recommendation",
     "RecommendationAction",
     "SignalThresholds",
     "StagnationReading",
     "drift",
+    "drift_threshold",
+    "estimate_noise",
     "recommend",
     "stagnation",
 ]
@@ -51,30 +65,94 @@ TRAINED_STATUSES = frozenset({"completed", "failed", "diverged", "pruned"})
 #: Statuses of runs that were attempted (everything but approval rejections).
 ATTEMPTED_STATUSES = TRAINED_STATUSES | {"infeasible"}
 
+# --- constants ----------------------------------------------------------------------------
+# The noise and drift constants were chosen by simulation (64-run campaigns, iid Gaussian
+# values, a 3-sigma drop at run 32, thresholds at 5 % campaign-wide false alarms): the
+# winsorised noise estimate needing 8 differences, a reference span of 32, allowance 0.75 and
+# clip 3 detect 99.6 % of drops within 6 runs (mean delay 3.3), where the plain MAD estimate
+# with 5 differences, span 16, allowance 1 and clip 4 detected 71 % (its noisier scale forced
+# a higher threshold). DRIFT_THRESHOLDS was then calibrated for them (see its comment).
+
+#: Most recent completed runs the noise estimate reads.
+NOISE_SPAN = 64
+#: Fewest within-arm successive differences for the robust (campaign) noise estimate.
+MIN_NOISE_DIFFS = 8
+#: Degrees of freedom of repeated evaluations at which they alone give the noise; below it
+#: their pooled variance is blended with the campaign estimate in proportion ``df / 8``.
+REPEAT_FULL_DF = 8
+#: Normal consistency factor of the median absolute deviation.
+MAD_SCALE = 1.482602218505602
+#: Successive differences are winsorised at this many MADs in the campaign noise estimate.
+NOISE_CLIP = 2.5
+#: ``E[min(Z^2, NOISE_CLIP^2)]`` for a standard normal ``Z``: makes the winsorised RMS
+#: consistent for Gaussian noise (``(2 Phi(c) - 1) - 2 c phi(c) + 2 c^2 (1 - Phi(c))``).
+NOISE_CLIP_CONSISTENCY = 0.9775599834528066
+#: Default ``improvement_k``: an improvement must beat the credited best by this many noise
+#: standard deviations. Measured with bench/signals_calibration.py (noise estimated; 1000
+#: campaigns per cell for 0.5, 300 for the others): 0.5 finds a stall within two windows in
+#: 90-95 % of campaigns and calls a campaign improving by 4 noise std per window stagnant in
+#: 2.6 % (window 8) / 5.4 % (window 6) of them; 0.75 gives 93-98 % and 5-11 %; 1.0 gives
+#: 96-99 % and 12-21 %. Larger values trade false stagnation for faster stall detection.
+IMPROVEMENT_K = 0.5
+#: CUSUM allowance (reference value) in noise standard deviations: a drop smaller than this
+#: per run does not accumulate. Tuned to detect drops of about 3 noise std fast.
+DRIFT_ALLOWANCE = 0.75
+#: Standardised innovations are clipped to +-DRIFT_CLIP, so that one bad config of an
+#: exploring search adds at most ``DRIFT_CLIP - DRIFT_ALLOWANCE`` to the statistic.
+DRIFT_CLIP = 3.0
+#: Previous values of the arm (at most) whose mean is the reference of the next value.
+DRIFT_REF_SPAN = 32
+#: Fewest completed runs of an arm before its drift is tested.
+DRIFT_MIN_RUNS = 4
+#: ``(alpha, h)``: the CUSUM threshold ``h`` at which a stationary campaign of 64 completed
+#: runs (iid Gaussian values, noise estimated by :func:`estimate_noise` from the campaign
+#: itself, drift read after every run) raises an alarm at any point with probability
+#: ``alpha``. Obtained with ``bench/signals_calibration.py --calibrate --campaigns 40000
+#: --seed 0``: the (1 - alpha)-quantiles of each campaign's largest drift statistic over
+#: 40,000 simulated campaigns of one arm, and 40,000 of three arms of different means (the
+#: larger of the two, rounded up; one arm gave 4.857 at 5 %, three arms 4.683). A known
+#: noise (``thresholds.noise``) gives fewer alarms. Interpolated linearly in log(alpha),
+#: clamped at both ends.
+DRIFT_THRESHOLDS: tuple[tuple[float, float], ...] = (
+    (0.005, 8.74),
+    (0.01, 7.34),
+    (0.02, 6.22),
+    (0.05, 4.86),
+    (0.1, 3.98),
+    (0.2, 3.17),
+    (0.5, 2.17),
+)
+
 
 @dataclass(frozen=True)
 class SignalThresholds:
     """Thresholds of the signals; the campaign goal fills them.
 
     Attributes:
-        window: Completed runs per window: stagnation looks at the last ``window`` completed
-            runs, the drift trend at the last ``2 * window``, the regression check compares
-            the last ``window`` with the ``4 * window`` before them.
-        min_delta: Smallest change of the metric (in its units) that counts: the running best
-            must improve by more than this, and a drift must lose more than this.
-        patience: Stagnant stretches of ``window`` runs tolerated before changing the model
-            even if the learning rate was never varied (``patience * window`` runs).
+        window: Completed runs per window: the campaign is stagnant after ``window`` completed
+            runs without a credited improvement (see :func:`stagnation`).
+        min_delta: Smallest change of the metric (in its units) that counts: an improvement
+            must beat the credited best by more than ``max(min_delta, improvement_k *
+            noise)``, and a drift must lose more than this per run.
+        patience: Stagnant windows tolerated before changing the model: ``change_model`` once
+            the campaign has been stagnant for ``patience * window`` completed runs.
         target: Stop once the best value reaches this (``>=`` for max, ``<=`` for min).
         budget: Stop once this many runs have trained (completed, failed, diverged, pruned).
         time_budget_s: Stop once the runs' summed duration reaches this many seconds.
         token_budget: Stop once the runs' summed LLM tokens (in + out) reach this.
-        hopeless_after: Stop once this many completed runs in a row did not improve the best
-            by more than ``min_delta`` (None: never for this reason).
-        alpha: Significance level of the drift tests (Kendall's tau, Mann-Whitney U).
-        noise_k: A regression from the best must exceed ``noise_k`` times the run-to-run noise.
+        hopeless_after: Stop once this many completed runs in a row brought no credited
+            improvement (None: never for this reason).
+        alpha: Campaign-wide false-alarm probability of the drift test: the chance that a
+            stationary campaign of 64 completed runs, read after every run, reports drift at
+            any point (calibrated for 0.005 ..= 0.5; values outside are clamped).
+        noise_k: Unused since the drift test became a CUSUM; kept so stored thresholds load.
         diverge_fraction: Recommend ``change_lr`` when at least this fraction of the last
             ``window`` attempted runs diverged.
-        lr_keys: Parameter names (last dotted component) that are learning rates.
+        lr_keys: Parameter names (last dotted component) that are learning rates (reported
+            in the stagnation reasons).
+        noise: Run-to-run standard deviation of one evaluation (metric units, e.g. the seed
+            noise measured for the task); None: estimated from the history.
+        improvement_k: Noise standard deviations an improvement must exceed.
     """
 
     window: int = 10
@@ -85,10 +163,12 @@ class SignalThresholds:
     time_budget_s: float | None = None
     token_budget: int | None = None
     hopeless_after: int | None = None
-    alpha: float = 0.01
+    alpha: float = 0.05
     noise_k: float = 3.0
     diverge_fraction: float = 0.5
     lr_keys: tuple[str, ...] = ("lr", "learning_rate")
+    noise: float | None = None
+    improvement_k: float = IMPROVEMENT_K
 
     def __post_init__(self) -> None:
         def positive_int(name: str, value: object, minimum: int) -> None:
@@ -105,12 +185,18 @@ class SignalThresholds:
             ("diverge_fraction", 0.0, 1.0),
         ):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and low < value <= high):
+            if not (_is_number(value) and low < value <= high):
                 raise FeedbackError(f"{name} must be in ({low}, {high}], but got {value!r}.")
-        for name in ("min_delta", "noise_k"):
+        for name in ("min_delta", "noise_k", "improvement_k"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            if not (_is_number(value) and math.isfinite(value) and value >= 0):
                 raise FeedbackError(f"{name} must be a finite number >= 0, but got {value!r}.")
+        if self.noise is not None and not (
+            _is_number(self.noise) and math.isfinite(self.noise) and self.noise > 0
+        ):
+            raise FeedbackError(
+                f"noise must be a finite number > 0 or None, but got {self.noise!r}."
+            )
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise FeedbackError(f"time_budget_s must be > 0, but got {self.time_budget_s!r}.")
         if self.target is not None and not math.isfinite(self.target):
@@ -136,6 +222,10 @@ class SignalThresholds:
         return cls(**kwargs)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class History:
     """Columns of a campaign's runs, in finishing order, as the signals read them.
@@ -151,6 +241,7 @@ class History:
         params: Params per run (N,), dict or JSON string.
         durations: float64 (N,) seconds, NaN when unknown.
         tokens: int64 (N,) LLM tokens (in + out).
+        arms: Arm name per run (N,), or None: every run belongs to one arm.
     """
 
     mode: str
@@ -159,10 +250,11 @@ class History:
     params: Sequence[Any]
     durations: np.ndarray
     tokens: np.ndarray
+    arms: np.ndarray | None = None
 
     @classmethod
     def from_table(cls, table: pa.Table, mode: str | None = None) -> History:
-        """From a runs table (:meth:`feedback.FeedbackStore.table`)."""
+        """From a runs table (:meth:`feedback.FeedbackStore.table`); ``arm`` is optional."""
         statuses = np.asarray(table["status"].to_numpy(zero_copy_only=False), dtype=object)
         values = table["value"].to_numpy(zero_copy_only=False).astype(np.float64)
         values = np.where(statuses == "completed", values, np.nan)
@@ -171,6 +263,11 @@ class History:
             table["tokens_in"].to_numpy(zero_copy_only=False)
             + table["tokens_out"].to_numpy(zero_copy_only=False)
         ).astype(np.int64)
+        arms = (
+            np.asarray(table["arm"].to_numpy(zero_copy_only=False), dtype=object)
+            if "arm" in table.column_names
+            else None
+        )
         return cls(
             mode=_one_mode(modes, mode),
             values=values,
@@ -178,6 +275,7 @@ class History:
             params=table["params"],
             durations=table["duration_s"].to_numpy(zero_copy_only=False).astype(np.float64),
             tokens=tokens,
+            arms=arms,
         )
 
     @classmethod
@@ -197,6 +295,7 @@ class History:
                 [np.nan if r.duration_s is None else r.duration_s for r in records], dtype=float
             ),
             tokens=np.array([r.tokens_in + r.tokens_out for r in records], dtype=np.int64),
+            arms=np.array([r.arm for r in records], dtype=object),
         )
 
     def oriented(self) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +303,12 @@ class History:
         idx = np.flatnonzero(~np.isnan(self.values))
         vals = self.values[idx]
         return idx, (vals if self.mode == "max" else -vals)
+
+    def arm_of(self, indices: np.ndarray) -> np.ndarray:
+        """Arm names of runs ``indices`` (object array; ``""`` when built without arms)."""
+        if self.arms is None:
+            return np.full(len(indices), "", dtype=object)
+        return np.asarray(self.arms[indices], dtype=object)
 
     def param_dict(self, i: int) -> dict[str, Any]:
         """The params of run ``i`` as a dict."""
@@ -214,6 +319,28 @@ class History:
             loaded = json.loads(item)
             return loaded if isinstance(loaded, dict) else {}
         return dict(item) if isinstance(item, Mapping) else {}
+
+    def param_key(self, i: int) -> str:
+        """The params of run ``i`` as canonical JSON (the store's own spelling)."""
+        return self.param_keys(np.array([i]))[0]
+
+    def param_keys(self, indices: np.ndarray) -> list[str]:
+        """:meth:`param_key` of each of ``indices`` (one Arrow ``take`` for a table)."""
+        params = self.params
+        if isinstance(params, pa.ChunkedArray | pa.Array):
+            items: list[Any] = params.take(pa.array(indices, pa.int64())).to_pylist()
+        else:
+            items = [params[int(i)] for i in indices]
+        return [item if type(item) is str else _canonical_params(item) for item in items]
+
+
+def _canonical_params(item: Any) -> str:
+    if isinstance(item, pa.Scalar):
+        item = item.as_py()
+    if isinstance(item, str):
+        return item  # the store writes sorted, compact JSON
+    mapping = dict(item) if isinstance(item, Mapping) else {}
+    return json.dumps(mapping, sort_keys=True, separators=(",", ":"))
 
 
 def _one_mode(modes: Sequence[str], mode: str | None) -> str:
@@ -254,6 +381,143 @@ def _sign(mode: str) -> float:
     return 1.0 if mode == "max" else -1.0
 
 
+# --- noise --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """Result of :func:`estimate_noise`.
+
+    Attributes:
+        value: Run-to-run standard deviation of one evaluation (metric units, >= 0), None
+            when the history cannot tell yet.
+        source: ``goal`` (``thresholds.noise``), ``repeats`` (repeated evaluations alone),
+            ``repeats+campaign`` (repeats blended with the campaign estimate), ``campaign``
+            (successive differences of the campaign's values) or ``none``.
+        repeat_df: Degrees of freedom of the repeated evaluations (0 without repeats).
+        diffs: Within-arm successive differences the campaign estimate used.
+    """
+
+    value: float | None
+    source: str
+    repeat_df: int = 0
+    diffs: int = 0
+
+    def describe(self) -> str:
+        """E.g. ``noise 0.021 (repeats, 6 df)``."""
+        if self.value is None:
+            return "noise unknown"
+        detail = {
+            "goal": "from the goal",
+            "repeats": f"repeated configs, {self.repeat_df} df",
+            "repeats+campaign": f"repeated configs ({self.repeat_df} df) and the campaign",
+            "campaign": f"{self.diffs} successive differences",
+        }.get(self.source, self.source)
+        return f"noise {self.value:.3g} ({detail})"
+
+
+def _pooled_repeats(keys: Sequence[tuple[str, str]], y: np.ndarray) -> tuple[float, int]:
+    """(pooled within-group variance, its degrees of freedom) over groups of equal keys."""
+    if len(set(keys)) == len(keys):
+        return math.nan, 0
+    groups: dict[tuple[str, str], list[float]] = {}
+    for key, value in zip(keys, y.tolist(), strict=True):
+        groups.setdefault(key, []).append(value)
+    ss, df = 0.0, 0
+    for values in groups.values():
+        if len(values) >= 2:
+            arr = np.asarray(values)
+            ss += float(np.sum((arr - arr.mean()) ** 2))
+            df += len(arr) - 1
+    return (ss / df if df else math.nan), df
+
+
+def _median(x: np.ndarray) -> float:
+    """Median of a non-empty 1-D array (np.median's overhead dominates at these sizes)."""
+    s = np.sort(x)
+    mid = len(s) // 2
+    return float(s[mid]) if len(s) % 2 else 0.5 * float(s[mid - 1] + s[mid])
+
+
+def _within_arm_diffs(arms: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Differences of successive values of the same arm (each arm's values in order)."""
+    if len(y) < 2:
+        return np.empty(0)
+    if len(set(arms.tolist())) == 1:
+        return np.diff(y)
+    parts = [np.diff(y[arms == arm]) for arm in dict.fromkeys(arms.tolist())]
+    return np.concatenate(parts)
+
+
+def _diff_noise(diffs: np.ndarray) -> float:
+    """Robust noise std from successive differences: a winsorised RMS / sqrt(2).
+
+    The differences are centred at their median, scaled by their normal-consistent MAD,
+    clipped to ``+-NOISE_CLIP`` MADs; the RMS of the clipped values, made consistent for
+    Gaussian noise (``NOISE_CLIP_CONSISTENCY``) and divided by sqrt(2), is the noise. Far
+    more stable than the MAD alone on few values, yet one outlier moves it by at most
+    ``NOISE_CLIP`` MADs. When more than half the differences are equal (MAD 0) their plain
+    RMS is used.
+    """
+    centred = diffs - _median(diffs)
+    mad = MAD_SCALE * _median(np.abs(centred))
+    if mad == 0.0:
+        return math.sqrt(float(np.dot(centred, centred)) / len(centred) / 2.0)
+    clipped = np.clip(centred / mad, -NOISE_CLIP, NOISE_CLIP)
+    mean_square = float(np.dot(clipped, clipped)) / len(clipped)
+    return mad * math.sqrt(mean_square / NOISE_CLIP_CONSISTENCY / 2.0)
+
+
+def estimate_noise(
+    history: HistoryLike, thresholds: SignalThresholds | None = None
+) -> NoiseEstimate:
+    """The run-to-run standard deviation of one evaluation, in metric units.
+
+    In order of preference:
+
+    1. ``thresholds.noise`` when set (source ``goal``).
+    2. Repeated evaluations: among the last ``NOISE_SPAN`` (64) completed runs, groups of at
+       least two runs of the same arm with identical ``params``; ``s_r^2`` is their pooled
+       within-group variance with ``df = sum(n_g - 1)``. With ``df >= REPEAT_FULL_DF`` (8)
+       it alone is the noise (``repeats``); with fewer df and a campaign estimate ``s_c``
+       (below) the noise is ``sqrt(f * s_r^2 + (1 - f) * s_c^2)``, ``f = df / 8``
+       (``repeats+campaign``); without one, ``s_r`` (``repeats``).
+    3. The campaign estimate (``campaign``): the differences of successive values *of the
+       same arm* over the last 64 completed runs, centred at their median, winsorised at
+       ``NOISE_CLIP`` (2.5) normal-consistent MADs; their Gaussian-consistent RMS divided by
+       sqrt(2) (:func:`_diff_noise`). It needs ``MIN_NOISE_DIFFS`` (8) differences.
+       Differences cancel slow trends and the winsorising bounds single jumps;
+       config-to-config variation of a search counts as noise, so it errs on the high side.
+
+    Args:
+        history: Runs in finishing order.
+        thresholds: Uses ``noise``.
+
+    Returns:
+        The estimate, ``value`` None (source ``none``) when none of the above applies.
+    """
+    th = thresholds or SignalThresholds()
+    if th.noise is not None:
+        return NoiseEstimate(float(th.noise), "goal")
+    h = as_history(history)
+    idx, y = h.oriented()
+    idx, y = idx[-NOISE_SPAN:], y[-NOISE_SPAN:]
+    arms = h.arm_of(idx)
+    diffs = _within_arm_diffs(arms, y)
+    campaign = _diff_noise(diffs) if len(diffs) >= MIN_NOISE_DIFFS else None
+    keys = list(zip(arms.tolist(), h.param_keys(idx), strict=True))
+    s2, df = _pooled_repeats(keys, y)
+    if df >= REPEAT_FULL_DF or (df > 0 and campaign is None):
+        return NoiseEstimate(math.sqrt(s2), "repeats", df, len(diffs))
+    if df > 0 and campaign is not None:
+        f = df / REPEAT_FULL_DF
+        blended = math.sqrt(f * s2 + (1 - f) * campaign**2)
+        return NoiseEstimate(blended, "repeats+campaign", df, len(diffs))
+    if campaign is not None:
+        return NoiseEstimate(campaign, "campaign", 0, len(diffs))
+    return NoiseEstimate(None, "none", 0, len(diffs))
+
+
 # --- stagnation ---------------------------------------------------------------------------
 
 
@@ -262,15 +526,16 @@ class StagnationReading:
     """Result of :func:`stagnation`.
 
     Attributes:
-        stagnant: The running best improved by at most ``min_delta`` over the last ``window``
-            completed runs, and those runs tried more than one config.
-        runs_without_improvement: Completed runs since the running best last improved by
-            more than ``min_delta`` (counted against the best as it stands now).
+        stagnant: No credited improvement in the last ``window`` completed runs, and those
+            runs tried more than one config.
+        runs_without_improvement: Completed runs since the last credited improvement.
         best: Best value so far (metric units), None without completed runs.
-        improvement: How much the last ``window`` runs improved the best (metric units,
+        improvement: How much the last ``window`` runs raised the raw best (metric units,
             >= 0), None with fewer than ``window + 1`` completed runs.
         distinct_configs: Distinct params among the last ``window`` completed runs.
         reason: One sentence.
+        noise: The noise estimate used (metric units), None when unknown.
+        threshold: The effective bar ``max(min_delta, improvement_k * noise)`` (metric units).
     """
 
     stagnant: bool
@@ -279,6 +544,42 @@ class StagnationReading:
     improvement: float | None
     distinct_configs: int
     reason: str
+    noise: float | None = None
+    threshold: float = 0.0
+
+
+def improvement_bar(noise: float | None, thresholds: SignalThresholds) -> float:
+    """``max(min_delta, improvement_k * noise)`` (``min_delta`` when the noise is unknown)."""
+    if noise is None:
+        return float(thresholds.min_delta)
+    return max(float(thresholds.min_delta), thresholds.improvement_k * noise)
+
+
+def credited_improvements(y: np.ndarray, bar: float) -> np.ndarray:
+    """Indices of the credited improvements of ``y`` (higher = better), starting with 0.
+
+    The credited best ``c`` starts at ``y[0]``; ``y[j]`` is credited (and becomes ``c``) iff
+    ``y[j] > c + bar``. A value within ``bar`` of the credited best never resets it, however
+    often it happens, so one lucky value must beat the best by the whole bar to count.
+
+    Args:
+        y: Values in finishing order, higher = better, no NaN.
+        bar: The margin (>= 0).
+
+    Returns:
+        int64 indices, increasing; empty when ``y`` is empty.
+    """
+    if len(y) == 0:
+        return np.empty(0, dtype=np.int64)
+    # A credited value beats c + bar >= every value since c, so it is a record of the raw
+    # running maximum: scan only those (O(log n) of them for noise around a plateau).
+    records = np.flatnonzero(y[1:] > np.maximum.accumulate(y)[:-1]) + 1
+    found, c = [0], float(y[0])
+    for j, value in zip(records.tolist(), y[records].tolist(), strict=True):
+        if value > c + bar:
+            found.append(j)
+            c = value
+    return np.asarray(found, dtype=np.int64)
 
 
 def stagnation(
@@ -286,58 +587,72 @@ def stagnation(
 ) -> StagnationReading:
     """Is the search stuck?
 
-    Rule: with ``y`` the completed values (higher = better) and ``m`` their running maximum,
-    the campaign is stagnant iff there are at least ``window + 1`` completed runs,
-    ``m[-1] - m[-window - 1] <= min_delta`` (the last ``window`` runs did not raise the best
-    by more than ``min_delta``), and those ``window`` runs used at least two distinct
-    ``params`` (the configs were changed; a repeated config is not a stagnating search).
-    ``runs_without_improvement`` is the largest ``k`` with ``m[-1] - m[-k - 1] <= min_delta``.
+    Rule: with ``y`` the completed values in finishing order (higher = better, all arms) and
+    the bar ``b = max(min_delta, improvement_k * noise)`` (``noise`` from
+    :func:`estimate_noise`; ``b = min_delta`` while it is unknown), the *credited best*
+    starts at ``y[0]`` and moves to ``y[j]`` only when ``y[j] > credited best + b`` (a
+    credited improvement, :func:`credited_improvements`). ``runs_without_improvement`` is
+    the number of completed runs after the last credited improvement. The campaign is
+    stagnant iff ``runs_without_improvement >= window`` (so at least ``window + 1``
+    completed runs) and the last ``window`` completed runs used at least two distinct
+    ``params`` (a repeated config is not a stagnating search).
+
+    A lucky single value within ``b`` of the credited best does not reset the count; a
+    steady gain is credited once it adds up to more than ``b``.
 
     Args:
         history: Runs in finishing order.
-        thresholds: Uses ``window`` and ``min_delta``.
+        thresholds: Uses ``window``, ``min_delta``, ``improvement_k`` and ``noise``.
     """
     th = thresholds or SignalThresholds()
     h = as_history(history)
+    return _stagnation(h, th, estimate_noise(h, th))
+
+
+def _stagnation(h: History, th: SignalThresholds, noise: NoiseEstimate) -> StagnationReading:
     idx, y = h.oriented()
     n = len(y)
+    bar = improvement_bar(noise.value, th)
     if n == 0:
-        return StagnationReading(False, 0, None, None, 0, "no completed run yet")
-    running = np.maximum.accumulate(y)
-    best = float(running[-1])
-    # m is non-decreasing: the first position within min_delta of the final best.
-    first_close = int(np.searchsorted(running, best - th.min_delta, side="left"))
-    without = n - 1 - first_close
+        return StagnationReading(False, 0, None, None, 0, "no completed run yet", None, bar)
+    credits = credited_improvements(y, bar)
+    without = n - 1 - int(credits[-1])
+    best = float(np.max(y))
     recent = idx[-th.window :]
-    configs = {json.dumps(h.param_dict(int(i)), sort_keys=True) for i in recent}
+    configs = len(set(h.param_keys(recent)))
     best_metric = _sign(h.mode) * best
+    bar_text = f"bar {bar:.3g} = max(min_delta {th.min_delta:g}, {th.improvement_k:g} x "
+    bar_text += f"{noise.describe()})"
     if n < th.window + 1:
+        reason = f"{n} completed runs; stagnation needs window + 1 = {th.window + 1}"
         return StagnationReading(
+            False, without, best_metric, None, configs, reason, noise.value, bar
+        )
+    improvement = float(best - np.max(y[: n - th.window]))
+    improvement = max(improvement, 0.0)
+
+    def reading(stagnant: bool, reason: str) -> StagnationReading:
+        return StagnationReading(
+            stagnant, without, best_metric, improvement, configs, reason, noise.value, bar
+        )
+
+    if without < th.window:
+        return reading(
             False,
-            without,
-            best_metric,
-            None,
-            len(configs),
-            f"{n} completed runs; stagnation needs window + 1 = {th.window + 1}",
+            f"a run improved the best by more than the {bar_text} {without} completed runs "
+            f"ago (within the last {th.window})",
         )
-    improvement = float(best - running[-th.window - 1])
-    if improvement > th.min_delta:
-        reason = (
-            f"the last {th.window} completed runs improved the best by {improvement:.4g} "
-            f"(> min_delta {th.min_delta:g})"
-        )
-        return StagnationReading(False, without, best_metric, improvement, len(configs), reason)
-    if len(configs) < 2:
-        reason = (
+    if configs < 2:
+        return reading(
+            False,
             f"no improvement over the last {th.window} completed runs, but they all ran the "
-            "same config (not a stagnating search)"
+            "same config (not a stagnating search)",
         )
-        return StagnationReading(False, without, best_metric, improvement, 1, reason)
-    reason = (
-        f"no improvement of the best ({best_metric:.4g}) by more than {th.min_delta:g} for "
-        f"{without} completed runs ({len(configs)} distinct configs in the last {th.window})"
+    return reading(
+        True,
+        f"no improvement of the best ({best_metric:.4g}) by more than the {bar_text} for "
+        f"{without} completed runs ({configs} distinct configs in the last {th.window})",
     )
-    return StagnationReading(True, without, best_metric, improvement, len(configs), reason)
 
 
 # --- drift --------------------------------------------------------------------------------
@@ -348,16 +663,23 @@ class DriftReading:
     """Result of :func:`drift`.
 
     Attributes:
-        drifting: ``trend or regression``.
-        trend: Recent runs show a significant degrading trend.
-        regression: The recent window fell below the best by more than the noise allows.
-        tau: Kendall's tau of the last ``2 * window`` values (oriented: negative = getting
-            worse) against their order, None with too few runs.
-        p_value: One-sided p-value of that tau (degrading direction).
-        slope: Theil-Sen slope of the metric per run over the same values (metric units).
-        gap: Best value minus the best of the last ``window`` runs (oriented, >= 0).
-        noise: Robust run-to-run noise (metric units) the gap is compared with.
-        reason: One sentence.
+        drifting: The CUSUM statistic of the latest run's arm exceeds the threshold
+            (``statistic > threshold``); equal to ``regression``.
+        trend: Always False: there is no separate trend test any more (kept for readers).
+        regression: The arm's recent values fell below its own earlier values by more than
+            the noise allows (the sequential test fired).
+        tau: None (the Kendall trend test was replaced; kept for readers).
+        p_value: None (likewise).
+        slope: None (likewise).
+        gap: The arm's best minus the best of its last ``window`` values (oriented, >= 0),
+            None with ``window`` or fewer values in the arm.
+        noise: Run-to-run noise (metric units) the values are standardised with.
+        reason: One sentence naming the arm.
+        arm: The arm tested: the arm of the most recent completed run (``""`` for a history
+            without arms), None without completed runs.
+        statistic: The one-sided CUSUM statistic after the arm's latest value (noise units),
+            None when the test could not run.
+        threshold: The alarm threshold ``h`` for ``alpha`` (:func:`drift_threshold`).
     """
 
     drifting: bool
@@ -369,100 +691,142 @@ class DriftReading:
     gap: float | None
     noise: float | None
     reason: str
+    arm: str | None = None
+    statistic: float | None = None
+    threshold: float | None = None
+
+
+def drift_threshold(alpha: float) -> float:
+    """The CUSUM threshold ``h`` for a campaign-wide false-alarm probability ``alpha``.
+
+    Interpolates :data:`DRIFT_THRESHOLDS` linearly in ``log(alpha)``; clamped outside the
+    calibrated range.
+    """
+    alphas = np.log([a for a, _ in DRIFT_THRESHOLDS])
+    hs = np.array([h for _, h in DRIFT_THRESHOLDS])
+    return float(np.interp(math.log(alpha), alphas, hs))
+
+
+def cusum_drop(
+    x: np.ndarray,
+    sigma: float,
+    allowance: float,
+    *,
+    ref_span: int = DRIFT_REF_SPAN,
+    clip: float = DRIFT_CLIP,
+) -> float:
+    """One-sided CUSUM statistic for a drop, after the last of ``x`` (higher = better).
+
+    For ``t >= 1``, with ``r_t`` the mean of the up to ``ref_span`` values before ``x[t]`` and
+    ``m_t`` their count, the innovation is ``u_t = (x[t] - r_t) / (sigma * sqrt(1 + 1/m_t))``
+    (standard normal for iid Gaussian values of standard deviation ``sigma``), and
+    ``S_t = max(0, S_{t-1} - clip(u_t, -clip, clip) - allowance)``, ``S_0 = 0``.
+
+    Args:
+        x: The arm's values in finishing order.
+        sigma: Noise standard deviation (> 0).
+        allowance: Drop per run (noise units) that does not accumulate.
+        ref_span: Most previous values in the reference mean.
+        clip: Bound of the standardised innovations.
+
+    Returns:
+        ``S`` after the last value (0 with fewer than two values).
+    """
+    m = len(x)
+    if m < 2:
+        return 0.0
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    t = np.arange(1, m)
+    lo = np.maximum(0, t - ref_span)
+    count = t - lo
+    ref = (c[t] - c[lo]) / count
+    u = (x[t] - ref) / (sigma * np.sqrt(1.0 + 1.0 / count))
+    g = np.cumsum(-np.clip(u, -clip, clip) - allowance)
+    return float(g[-1] - min(0.0, float(g.min())))
+
+
+def _arm_name(arm: str) -> str:
+    return f"arm {arm!r}" if arm else "the campaign (a history without arms)"
 
 
 def drift(history: HistoryLike, thresholds: SignalThresholds | None = None) -> DriftReading:
-    """Are recent runs getting worse than earlier ones?
+    """Is the latest run's arm getting worse than it was?
 
-    With ``y`` the completed values (higher = better) and ``w = window``:
+    A one-sided CUSUM (:func:`cusum_drop`) over the completed values of the arm of the most
+    recent completed run, in their order (higher = better), standardised by the noise
+    ``sigma`` of :func:`estimate_noise`: each value is compared with the mean of the arm's
+    up to ``DRIFT_REF_SPAN`` (32) values before it, innovations are clipped to
+    ``+-DRIFT_CLIP`` (3) and the allowance is ``max(DRIFT_ALLOWANCE (0.75), min_delta /
+    sigma)`` noise std per run. The arm drifts iff it has at least ``DRIFT_MIN_RUNS`` (4)
+    completed values, ``sigma > 0`` is known, and the statistic after its latest value
+    exceeds ``h = drift_threshold(alpha)``, the threshold at which a stationary 64-run
+    campaign read after every run raises an alarm at any point with probability ``alpha``.
 
-    * **trend**: over the last ``2w`` values (at least ``max(6, w)`` needed), Kendall's tau
-      against run order is negative with one-sided p < ``alpha``
-      (``scipy.stats.kendalltau``), and the Theil-Sen line (``scipy.stats.theilslopes``)
-      loses more than ``max(min_delta, noise)`` across those runs.
-    * **regression from the best**: needs ``2w`` values; the best of the last ``w`` values is
-      below the best so far by more than ``min_delta + noise_k * noise``, and a one-sided
-      Mann-Whitney U test (``scipy.stats.mannwhitneyu``) finds the last ``w`` values lower
-      than the up to ``4w`` before them (p < ``alpha``).
-
-    ``noise`` is the run-to-run noise: the normal-consistent median absolute deviation of
-    successive differences over the last ``5w`` values, divided by sqrt(2). Differences
-    cancel slow trends and the median ignores single jumps, so a plateau of noisy runs is
-    not mistaken for drift; comparing the *best* of the recent window (not its median) with
-    the best so far keeps the bias of the maximum of many noisy runs out of the test.
+    Other arms are not compared: a new arm that is weaker than the base arm is not drift.
 
     Args:
         history: Runs in finishing order.
-        thresholds: Uses ``window``, ``min_delta``, ``alpha`` and ``noise_k``.
+        thresholds: Uses ``window`` (for ``gap``), ``min_delta``, ``alpha`` and ``noise``.
     """
-    from scipy import stats  # imported here: scipy.stats takes ~0.5 s to import
-
     th = thresholds or SignalThresholds()
     h = as_history(history)
-    _, y = h.oriented()
-    w = th.window
-    sign = _sign(h.mode)
-    need = max(6, w)
-    if len(y) < need:
-        return DriftReading(
-            False,
-            False,
-            False,
-            None,
-            None,
-            None,
-            None,
-            None,
-            f"{len(y)} completed runs; drift needs {need}",
-        )
-    span = y[-5 * w :]
-    noise = float(stats.median_abs_deviation(np.diff(span), scale="normal") / math.sqrt(2))
-    recent = y[-2 * w :]
-    order = np.arange(len(recent), dtype=float)
-    if np.ptp(recent) == 0:
-        tau, p_value, slope = 0.0, 1.0, 0.0
-    else:
-        res = stats.kendalltau(order, recent, alternative="less")
-        tau, p_value = float(res.statistic), float(res.pvalue)
-        slope = float(stats.theilslopes(recent, order).slope)
-    loss = -slope * (len(recent) - 1)
-    trend = p_value < th.alpha and loss > max(th.min_delta, noise)
+    return _drift(h, th, estimate_noise(h, th))
 
-    regression = False
-    gap: float | None = None
-    if len(y) >= 2 * w:
-        gap = float(np.max(y) - np.max(y[-w:]))
-        if gap > th.min_delta + th.noise_k * noise:
-            earlier = y[-5 * w : -w]
-            if np.ptp(np.concatenate([earlier, y[-w:]])) > 0:
-                mw = stats.mannwhitneyu(y[-w:], earlier, alternative="less")
-                regression = float(mw.pvalue) < th.alpha
-    parts = []
-    if trend:
-        parts.append(
-            f"degrading trend over the last {len(recent)} completed runs (Kendall tau "
-            f"{tau:.2f}, p={p_value:.2g}; Theil-Sen {sign * slope:+.3g} per run)"
+
+def _drift(h: History, th: SignalThresholds, noise: NoiseEstimate) -> DriftReading:
+    idx, y = h.oriented()
+    threshold = drift_threshold(th.alpha)
+
+    def reading(
+        arm: str | None,
+        reason: str,
+        *,
+        regression: bool = False,
+        gap: float | None = None,
+        statistic: float | None = None,
+    ) -> DriftReading:
+        return DriftReading(
+            drifting=regression,
+            trend=False,
+            regression=regression,
+            tau=None,
+            p_value=None,
+            slope=None,
+            gap=gap,
+            noise=noise.value,
+            reason=reason,
+            arm=arm,
+            statistic=statistic,
+            threshold=threshold,
         )
-    if regression and gap is not None:
-        parts.append(
-            f"the last {w} runs' best is {gap:.3g} below the best so far "
-            f"(> {th.noise_k:g} x noise {noise:.3g} + min_delta), confirmed by Mann-Whitney U"
+
+    if len(y) == 0:
+        return reading(None, f"0 completed runs; drift needs {DRIFT_MIN_RUNS} in one arm")
+    arms = h.arm_of(idx)
+    arm = str(arms[-1])
+    x = y[arms == arm] if h.arms is not None else y
+    name = _arm_name(arm)
+    gap = float(np.max(x) - np.max(x[-th.window :])) if len(x) > th.window else None
+    if len(x) < DRIFT_MIN_RUNS:
+        return reading(arm, f"{len(x)} completed runs in {name}; drift needs {DRIFT_MIN_RUNS}")
+    sigma = noise.value
+    if sigma is None:
+        return reading(arm, f"no drift test for {name} yet: {noise.describe()}", gap=gap)
+    if sigma == 0.0:
+        return reading(arm, f"no drift in {name}: the values do not vary", gap=gap, statistic=0.0)
+    allowance = max(DRIFT_ALLOWANCE, th.min_delta / sigma)
+    s = cusum_drop(x, sigma, allowance)
+    if s > threshold:
+        reason = (
+            f"{name} is getting worse: its last values fell below its earlier ones (CUSUM "
+            f"{s:.1f} > {threshold:.1f} for alpha {th.alpha:g}; {noise.describe()})"
         )
-    reason = "; ".join(parts) or (
-        f"no drift (Kendall tau {tau:.2f}, p={p_value:.2g}; gap to best "
-        f"{'n/a' if gap is None else f'{gap:.3g}'} vs noise {noise:.3g})"
+        return reading(arm, reason, regression=True, gap=gap, statistic=s)
+    reason = (
+        f"no drift in {name} (CUSUM {s:.1f} <= {threshold:.1f} for alpha {th.alpha:g}; "
+        f"{noise.describe()})"
     )
-    return DriftReading(
-        drifting=trend or regression,
-        trend=trend,
-        regression=regression,
-        tau=tau,
-        p_value=p_value,
-        slope=sign * slope,
-        gap=gap,
-        noise=noise,
-        reason=reason,
-    )
+    return reading(arm, reason, gap=gap, statistic=s)
 
 
 # --- recommendation -----------------------------------------------------------------------
@@ -514,15 +878,14 @@ def recommend(history: HistoryLike, thresholds: SignalThresholds | None = None) 
        ``budget``, or summed ``duration_s`` >= ``time_budget_s``, or summed LLM tokens >=
        ``token_budget``.
     3. ``stop``, hopeless: at least ``window`` runs were attempted (all but ``rejected``)
-       and none completed; or ``hopeless_after`` is set and that many completed runs in a
-       row did not improve the best by more than ``min_delta``.
-    4. ``change_model``: :func:`stagnation` is stagnant, and either the learning rate was
-       already varied (at least two distinct values of a param named in ``lr_keys`` among the
-       last ``window`` completed runs) or the stagnation has lasted ``patience * window``
-       completed runs.
-    5. ``change_lr``: stagnant (with the learning rate not yet varied); or :func:`drift`
-       reports drift; or at least ``diverge_fraction`` of the last ``window`` attempted runs
-       diverged.
+       and none completed; or ``hopeless_after`` is set and ``runs_without_improvement``
+       (:func:`stagnation`) >= ``hopeless_after``.
+    4. ``change_model``: :func:`stagnation` is stagnant and ``runs_without_improvement >=
+       patience * window`` (patience exhausted; whatever the learning rates tried).
+    5. ``change_lr`` (keep tuning): stagnant with patience not exhausted (the reason says
+       how many more stagnant runs until a model change); or :func:`drift` reports drift in
+       the latest run's arm (the reason names the arm); or at least ``diverge_fraction`` of
+       the last ``window`` attempted runs diverged.
     6. ``continue``.
 
     Args:
@@ -534,8 +897,10 @@ def recommend(history: HistoryLike, thresholds: SignalThresholds | None = None) 
     """
     th = thresholds or SignalThresholds()
     h = as_history(history)
-    st = stagnation(h, th)
-    dr = drift(h, th)
+    noise = estimate_noise(h, th)
+    st = _stagnation(h, th, noise)
+    dr = _drift(h, th, noise)
+    drift_note = f"drift: {dr.reason}" if dr.drifting else ""
 
     def done(action: RecommendationAction, *reasons: str) -> Recommendation:
         return Recommendation(action, [r for r in reasons if r], dr, st)
@@ -566,36 +931,33 @@ def recommend(history: HistoryLike, thresholds: SignalThresholds | None = None) 
         return done(
             "stop",
             f"hopeless: {st.runs_without_improvement} completed runs without improving the "
-            f"best by more than {th.min_delta:g} (hopeless_after {th.hopeless_after})",
+            f"best by more than {st.threshold:.3g} (hopeless_after {th.hopeless_after})",
         )
     # 4. change_model
-    lrs = _lr_values(h, completed_idx[-th.window :], th.lr_keys) if st.stagnant else set()
-    if st.stagnant and len(lrs) >= 2:
-        return done(
-            "change_model",
-            f"stagnant: {st.reason}",
-            f"the learning rate was already varied ({len(lrs)} values in the last "
-            f"{th.window} runs)",
-            f"drift: {dr.reason}" if dr.drifting else "",
-        )
-    if st.stagnant and st.runs_without_improvement >= th.patience * th.window:
+    needed = th.patience * th.window
+    if st.stagnant and st.runs_without_improvement >= needed:
         return done(
             "change_model",
             f"stagnant: {st.reason}",
             f"patience exhausted ({st.runs_without_improvement} >= patience {th.patience} x "
             f"window {th.window})",
-            f"drift: {dr.reason}" if dr.drifting else "",
+            drift_note,
         )
     # 5. change_lr
     if st.stagnant:
+        lrs = _lr_values(h, completed_idx[-th.window :], th.lr_keys)
+        left = needed - st.runs_without_improvement
         return done(
             "change_lr",
             f"stagnant: {st.reason}",
-            "the learning rate has not been varied yet",
-            f"drift: {dr.reason}" if dr.drifting else "",
+            f"{left} more stagnant completed run{'s' if left != 1 else ''} until a model "
+            f"change (patience {th.patience} x window {th.window} = {needed}); keep tuning "
+            f"({len(lrs)} learning rate value{'s' if len(lrs) != 1 else ''} in the last "
+            f"{th.window} runs)",
+            drift_note,
         )
     if dr.drifting:
-        return done("change_lr", f"drift: {dr.reason}")
+        return done("change_lr", f"drift: {dr.reason}")  # the reason names the arm
     recent = attempted[-th.window :]
     if len(recent):
         diverged = int((h.statuses[recent] == "diverged").sum())

@@ -370,7 +370,12 @@ class EscalationSettings(_Schema):
             progress over a window.
         patience: stagnant stretches of `window` trials tolerated before changing the model.
         hopeless_after: stop after this many completed trials in a row without a gain of
-            more than `min_delta` (None: never for this reason).
+            more than the bar (None: never for this reason).
+        noise: the run-to-run standard deviation of the metric for one config (e.g. the seed
+            noise `bench/val_test_agreement.py` measures), in metric units; None: estimated
+            from the campaign's own values.
+        improvement_k: noise standard deviations a gain must exceed to count as progress (the
+            bar is `max(min_delta, improvement_k * noise)`).
     """
 
     # One source of defaults: the signals' own (`feedback.SignalThresholds`).
@@ -378,6 +383,8 @@ class EscalationSettings(_Schema):
     min_delta: float = Field(default=_SIGNAL_DEFAULTS.min_delta, ge=0)
     patience: int = Field(default=_SIGNAL_DEFAULTS.patience, ge=1)
     hopeless_after: int | None = Field(default=_SIGNAL_DEFAULTS.hopeless_after, ge=1)
+    noise: float | None = Field(default=_SIGNAL_DEFAULTS.noise, gt=0)
+    improvement_k: float = Field(default=_SIGNAL_DEFAULTS.improvement_k, ge=0)
 
 
 class Constraint(_Schema):
@@ -674,7 +681,8 @@ class CampaignGoal(_Schema):
     def signal_thresholds(self) -> SignalThresholds:
         """The goal as `feedback.signals.SignalThresholds` (what the escalation policy reads).
 
-        Maps `escalation.{window, min_delta, patience, hopeless_after}`, `target`, `budget`
+        Maps `escalation.{window, min_delta, patience, hopeless_after, noise, improvement_k}`,
+        `target`, `budget`
         (not `llm.token_budget`: the agent enforces it, and a spent budget ends the agent's
         calls, not the campaign). `wall_time_min` is not mapped: it is wall-clock time for the
         whole campaign (Tune's `TuneConfig(time_budget_s=goal.wall_time_s)`), while the
@@ -685,6 +693,8 @@ class CampaignGoal(_Schema):
             min_delta=self.escalation.min_delta,
             patience=self.escalation.patience,
             hopeless_after=self.escalation.hopeless_after,
+            noise=self.escalation.noise,
+            improvement_k=self.escalation.improvement_k,
             target=self.target,
             budget=self.budget,
         )

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ray.tune import Callback
 
 from agent.safety.proposals import ProposalCheck
+from search.arms import fitted_startup_trials
 from search.campaign import (
     CampaignError,
     CampaignGoal,
@@ -421,6 +422,7 @@ def run_campaign(
             proposal_check=proposal_check,
             approval_hook=approval_hook,
             sampler=goal.sampler,
+            tpe_kwargs={"n_startup_trials": fitted_startup_trials(budget)},
         )
         reporter = _RunReporter(store, campaign, on_run)
         ray_dir = campaign_dir / "ray"

@@ -513,6 +513,13 @@ def test_signal_thresholds_come_from_the_goal(tmp_path: Path, configs_dir: Path)
     assert (thresholds.target, thresholds.budget, thresholds.token_budget) == (0.9, 8, None)
 
 
+def test_measured_noise_reaches_the_signals(tmp_path: Path, configs_dir: Path) -> None:
+    goal = load_one(tmp_path, configs_dir, goal_with(escalation__noise=0.02))
+    assert goal.signal_thresholds().noise == 0.02
+    with pytest.raises(CampaignError, match="noise"):
+        load_one(tmp_path, configs_dir, goal_with(escalation__noise=-1.0))
+
+
 def test_sampler_defaults_to_gp_and_is_checked(tmp_path: Path, configs_dir: Path) -> None:
     assert load_one(tmp_path, configs_dir, goal_with()).sampler == "gp"
     assert load_one(tmp_path, configs_dir, goal_with(sampler="tpe")).sampler == "tpe"
@@ -525,7 +532,7 @@ def test_escalation_defaults_are_the_signals_defaults(tmp_path: Path, configs_di
 
     goal = load_one(tmp_path, configs_dir, goal_with(escalation=_DELETE))
     got, defaults = goal.signal_thresholds(), SignalThresholds()
-    for key in ("window", "min_delta", "patience", "hopeless_after"):
+    for key in ("window", "min_delta", "patience", "hopeless_after", "noise", "improvement_k"):
         assert getattr(got, key) == getattr(defaults, key), key
 
 

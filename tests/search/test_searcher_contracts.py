@@ -286,11 +286,10 @@ def test_a_store_alone_records_a_drop_in_search_and_changes_no_decision(
     'hopeless' by the campaign's signals) do not stop the search."""
     searcher = drop_in(store=store)
     for i in range(12):
-        config = searcher.suggest(f"t{i}")
-        assert config is not None and config is not Searcher.FINISHED
-        assert RESERVED_KEY not in config
+        config: Any = searcher.suggest(f"t{i}")  # a config, None (wait) or Searcher.FINISHED
+        assert isinstance(config, dict) and RESERVED_KEY not in config
         searcher.on_trial_complete(f"t{i}", {METRIC: 0.5, "training_iteration": 2})
-    assert searcher.suggest("t12") not in (None, Searcher.FINISHED)
+    assert isinstance(searcher.suggest("t12"), dict)  # neither waiting nor FINISHED
     records = store.runs(campaign="default")
     assert len(records) == 12 and {r.status for r in records} == {"completed"}
     assert not [e for e in store.events() if e.kind in ("recommendation", "escalation")]
@@ -317,7 +316,7 @@ def test_on_trial_complete_never_raises(store: FeedbackStore) -> None:
     assert [r.status for r in store.runs(campaign="ecg")] == ["completed", "completed"]
     notes = [e.message for e in store.events(campaign="ecg") if e.kind == "note"]
     assert any("RuntimeError: recommender bug" in m for m in notes)
-    assert searcher.suggest("c") not in (None, Searcher.FINISHED)  # the search goes on
+    assert isinstance(searcher.suggest("c"), dict)  # the search goes on (not FINISHED)
 
 
 def test_record_fields_come_from_the_result(store: FeedbackStore) -> None:
