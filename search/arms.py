@@ -15,8 +15,9 @@ Selection rule (seeded, documented so runs can be reasoned about):
        trials, ties broken by the seeded RNG (a round robin over the least-tried arms).
 
 An arm is *retired* (never selected again) after `max_arm_failures` consecutive failed trials
-without a single usable value. The base arm is never retired: it is the fallback when every
-other arm is.
+without a single usable value, or when the drift signal finds its own values degrading while
+another arm holds the best value (`retire_for_drift`). The base arm is never retired: it is the
+fallback when every other arm is.
 """
 
 from __future__ import annotations
@@ -332,6 +333,28 @@ class ArmRegistry:
             ):
                 best = arm
         return best
+
+    def retire_for_drift(self, name: str) -> str | None:
+        """Retire arm `name` because its values degrade (a drift reading on that arm).
+
+        The trials it would get go back to the other arms, the best one first (exploitation).
+        The base arm and the arm holding the best value are kept: for the incumbent a drift
+        reading means the later trials of its region are worse, and tuning it goes on.
+
+        Returns:
+            Why the arm was retired, or None when it was kept (unknown, already retired, the
+            base arm or the best arm).
+        """
+        arm = self.arms.get(name)
+        best = self.best()
+        if arm is None or arm.retired or arm.name == BASE_ARM or best is None or best is arm:
+            return None
+        arm.retired = True
+        logger.info("Arm %r retired: its values degrade while %r holds the best.", name, best.name)
+        return (
+            f"arm {name!r} retired: the drift signal found its values degrading while arm "
+            f"{best.name!r} holds the best value ({best.best_value:.4g})"
+        )
 
     def active(self) -> list[Arm]:
         """Arms that may be selected, in creation order (the base arm when all are retired)."""

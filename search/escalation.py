@@ -11,6 +11,9 @@ action             decision
 =================  ==============================================================
 ``continue``       keep tuning the existing arms (no request)
 ``change_lr``      keep tuning: the numeric space already covers the learning rate
+                   (stagnation within patience, or drift; on drift within an arm
+                   that does not hold the best value the searcher also retires that
+                   arm, `ArmRegistry.retire_for_drift`, so its trials go to the others)
 ``change_model``   ask the proposer for tier-2 proposals (config variants) while
                    some model in `models` is untried or `models` is empty; once
                    every listed model was tried, ask for tier 3 (generated models)

@@ -1586,15 +1586,19 @@ class AgentSearcher(Searcher):
         cooldown = max(1, self._min_trials_per_arm)
         return self._requests_made == 0 or self._n_results - self._results_at_request >= cooldown
 
-    def _recommendation(self, records: Any) -> tuple[str, tuple[str, ...]]:
-        """The feedback recommendation over the campaign's runs: (action, reasons)."""
+    def _recommendation(self, records: Any) -> tuple[str, tuple[str, ...], str | None]:
+        """The feedback recommendation over the campaign's runs: (action, reasons, the arm a
+        drift reading names or None)."""
         if self._recommender is not None:
             rec = self._recommender(records)
         else:
             from feedback import recommend
 
             rec = recommend(records, thresholds=self._thresholds())
-        return str(rec.action), tuple(str(r) for r in rec.reasons)
+        reading = getattr(rec, "drift", None)
+        drifting = bool(getattr(reading, "drifting", False))
+        arm = getattr(reading, "arm", None) if drifting else None
+        return str(rec.action), tuple(str(r) for r in rec.reasons), arm or None
 
     def _campaign_history(self) -> Any:
         """The campaign's runs in finishing order: the store's pyarrow Table, else records."""
@@ -1614,7 +1618,7 @@ class AgentSearcher(Searcher):
         """Read the recommendation and act on it (after every stored completion)."""
         try:
             records = self._campaign_history()
-            action, reasons = self._recommendation(records)
+            action, reasons, drift_arm = self._recommendation(records)
             decision = self._policy.decide(
                 action,
                 reasons,
@@ -1639,7 +1643,12 @@ class AgentSearcher(Searcher):
             self._stopping = True
             self._stop_reasons = decision.reasons
             logger.info("Stopping the campaign: %s", "; ".join(decision.reasons))
-        elif decision.kind == "propose":
+            return
+        if drift_arm is not None and self._registry is not None:
+            retired = self._registry.retire_for_drift(drift_arm)
+            if retired is not None:
+                self._event("note", retired, arm=drift_arm, data={"signal": "drift"})
+        if decision.kind == "propose":
             self._request_proposals(decision, records)
 
     def _tried_models(self, records: Any) -> list[str]:

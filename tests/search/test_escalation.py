@@ -119,6 +119,24 @@ def test_failing_arm_is_retired_but_the_base_arm_never_is() -> None:
     assert base.consecutive_failures == 2
 
 
+def test_drift_retires_a_degrading_arm_but_never_the_best_or_the_base() -> None:
+    reg = _registry(min_trials_per_arm=0)
+    weak = reg.add("weak", tier=2, overrides=["model=resnet1d"], space={})
+    base = reg[BASE_ARM]
+    assert reg.retire_for_drift("weak") is None  # no value yet: no best to fall back on
+    reg.record(base, 0.8, {}, failed=False)
+    reg.record(weak, 0.6, {}, failed=False)
+    assert reg.retire_for_drift(BASE_ARM) is None  # the base arm (here also the best) stays
+    reason = reg.retire_for_drift("weak")
+    assert reason is not None and "'weak' retired" in reason and "'base'" in reason
+    assert weak.retired and all(reg.select() is base for _ in range(5))
+    assert reg.retire_for_drift("weak") is None  # once
+    assert reg.retire_for_drift("unknown") is None
+    best = reg.add("best", tier=2, overrides=["model=cnn1d"], space={})
+    reg.record(best, 0.9, {}, failed=False)
+    assert reg.retire_for_drift("best") is None and not best.retired  # the incumbent stays
+
+
 def test_selection_is_reproducible_with_a_seed() -> None:
     def picks(seed: int) -> list[str]:
         reg = ArmRegistry(mode="max", seed=seed, min_trials_per_arm=0, exploit_prob=0.5)

@@ -868,3 +868,35 @@ def test_arms_may_use_optunas_gp_sampler() -> None:
     assert study_states(searcher) == [TrialState.COMPLETE] * 6
     with pytest.raises(ValueError, match="`sampler` must be one of"):
         drop_in(sampler="cmaes")
+
+
+class DriftOn:
+    """A recommender whose drift reading names `arm` once that arm has a run."""
+
+    def __init__(self, arm: str) -> None:
+        self.arm = arm
+
+    def __call__(self, history: Any) -> Any:
+        from types import SimpleNamespace
+
+        drifting = self.arm in history.column("arm").to_pylist()
+        drift = SimpleNamespace(drifting=drifting, arm=self.arm)
+        return SimpleNamespace(action="change_lr", reasons=["scripted drift"], drift=drift)
+
+
+def test_drift_within_a_weaker_arm_retires_it(store: FeedbackStore) -> None:
+    searcher = campaign(store, min_trials_per_arm=1, recommender=DriftOn("resnet"))
+    searcher.submit_proposal(Proposal(name="resnet", tier=2, overrides=["model=resnet1d"]))
+    arms: list[str] = []
+    for i in range(2):  # the base arm's first trial, then the new arm's
+        config: Any = searcher.suggest(str(i))
+        arms.append(config[RESERVED_KEY]["arm"])
+        searcher.on_trial_complete(str(i), final_result(METRIC, 0.8 if i == 0 else 0.5))
+    assert set(arms) == {BASE_ARM, "resnet"}
+    assert searcher.arms_by_name["resnet"].retired
+    notes = [e for e in store.events(campaign="ecg") if e.kind == "note"]
+    assert any("'resnet' retired" in e.message and e.arm == "resnet" for e in notes)
+    for i in range(2, 6):
+        config = searcher.suggest(str(i))
+        assert config[RESERVED_KEY]["arm"] == BASE_ARM
+        searcher.on_trial_complete(str(i), final_result(METRIC, 0.7))
