@@ -93,12 +93,14 @@ class EpochReport:
         is_best: whether this epoch improved the tracked metric.
         save_checkpoint: writes a resumable checkpoint (model, optimizer, scheduler, epoch,
             best state, history) into the given directory; valid during the callback only.
+        is_last: this is the last planned epoch (`trainer.epochs`); training ends after it.
     """
 
     epoch: int
     metrics: dict[str, float]
     is_best: bool
     save_checkpoint: Callable[[Path], None]
+    is_last: bool = False
 
 
 EpochCallback = Callable[[EpochReport], bool | None]
@@ -763,7 +765,9 @@ def _run(
                 )
                 _save_checkpoint(directory, payload)
 
-            report = EpochReport(epoch, dict(row), is_best, save_checkpoint)
+            report = EpochReport(
+                epoch, dict(row), is_best, save_checkpoint, is_last=epoch == s.epochs
+            )
             if epoch_callback(report) is True:
                 status = "stopped"
                 logger.info("epoch %d: stopped by the epoch callback", epoch)

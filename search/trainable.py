@@ -183,7 +183,6 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
     if generated is not None:
         _store_model_config(generated)
     cfg = compose_trial_config(spec, overrides, run_dir)
-    planned_epochs = int(cfg.trainer.epochs)
     guard: Any = None
     last: dict[str, Any] = {}  # the last epoch's metrics and checkpoint dir, for the final
 
@@ -191,7 +190,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
         # trusted code between epochs: Tune's checkpoint upload writes outside the run dir
         suspended = guard.suspended() if guard is not None else contextlib.nullcontext()
         with suspended:
-            if report.epoch >= planned_epochs:
+            if report.is_last:
                 # The last epoch goes out with the final report: a scheduler that caps a trial
                 # at its epochs (ASHA with max_t = epochs) stops it at that report, so a
                 # separate final report would never arrive and a fully trained trial would be

@@ -152,6 +152,14 @@ def test_callback_stops_and_sees_reports(tmp_path: Path) -> None:
     assert summary.status == "stopped" and summary.epochs_run == 2
     assert [r.epoch for r in reports] == [1, 2] and reports[0].is_best
     assert "val/macro_f1" in reports[0].metrics
+    assert not any(r.is_last for r in reports)  # stopped before the last planned epoch
+    last: list[bool] = []
+    train(
+        make_cfg(tmp_path / "all", epochs=3),
+        dataset=tiny_dataset(),
+        epoch_callback=lambda r: last.append(r.is_last),
+    )
+    assert last == [False, False, True]
 
 
 def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path: Path) -> None:
