@@ -42,6 +42,7 @@ from agent.safety.policy import (
     DEFAULT_SMOKE_DIMS,
     FEATURES_KWARG,
     GENERATED_PACKAGE,
+    smoke_dim_problem,
 )
 
 __all__ = [
@@ -206,11 +207,10 @@ def _smoke_dims(args: dict[str, Scalar], dims: Mapping[str, int] | None) -> dict
     for key in (*CONTRACT_KWARGS, FEATURES_KWARG):
         if key in args:
             value = args.pop(key)
-            lowest = 0 if key == FEATURES_KWARG else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-                kind = "an integer >= 0" if lowest == 0 else "a positive integer"
-                raise UnsafeModelError(f"args[{key!r}] must be {kind}, got {value!r}")
-            out[key] = value
+            problem = smoke_dim_problem(key, value)
+            if problem is not None:
+                raise UnsafeModelError(f"args[{key!r}] must be {problem}, got {value!r}")
+            out[key] = int(value)  # an int already: smoke_dim_problem checked it
     return out
 
 

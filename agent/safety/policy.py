@@ -54,6 +54,16 @@ FEATURES_KWARG = "num_features"
 with per-window side features of shape (B, F) (ECG: F = 9 RR-interval features; may be 0);
 any other model is built without it and called as `forward(x)`."""
 
+
+def smoke_dim_problem(key: str, value: object) -> str | None:
+    """What smoke-test dimension `key` must be when `value` is not that, else None: a
+    positive int for the contract's three, an int >= 0 for `num_features` (bools refused)."""
+    lowest = 0 if key == FEATURES_KWARG else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        return "an int >= 0" if lowest == 0 else "a positive int"
+    return None
+
+
 DEFAULT_SMOKE_DIMS = {"in_channels": 1, "input_length": 216, "num_classes": 3, "num_features": 9}
 """Dimensions of the smoke test when the caller names none: one MIT-BIH lead, a 0.6 s window
 at 360 Hz, the three AAMI classes N/S/V, and the 9 RR-interval features of an ECG beat (given

@@ -45,7 +45,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from agent.safety.policy import CONTRACT_KWARGS, DEFAULT_SMOKE_DIMS, FEATURES_KWARG
+from agent.safety.policy import (
+    CONTRACT_KWARGS,
+    DEFAULT_SMOKE_DIMS,
+    FEATURES_KWARG,
+    smoke_dim_problem,
+)
 from agent.safety.sandbox import check_module_name
 
 logger = logging.getLogger(__name__)
@@ -187,10 +192,9 @@ def _checked_kwargs(kwargs: Mapping[str, Any]) -> dict[str, bool | int | float |
 
 def _checked_dims(dims: dict[str, int]) -> dict[str, int]:
     for key, value in dims.items():
-        lowest = 0 if key == FEATURES_KWARG else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-            kind = "an int >= 0" if lowest == 0 else "a positive int"
-            raise ValueError(f"{key} must be {kind}, got {value!r}")
+        problem = smoke_dim_problem(key, value)
+        if problem is not None:
+            raise ValueError(f"{key} must be {problem}, got {value!r}")
     return dims
 
 
