@@ -53,6 +53,7 @@ from search.space import (
     hydra_path,
     is_finite_number,
     merge_spaces,
+    snap_to_steps,
     unflatten_params,
 )
 
@@ -752,7 +753,7 @@ class AgentSearcher(Searcher):
         return _Pending(
             arm=arm.name,
             trial=trial,
-            params=dict(trial.params),
+            params=snap_to_steps(trial.params, arm.space),
             origin=origin,
             started_at=datetime.now(UTC),
         )

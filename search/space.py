@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -262,6 +263,32 @@ def merge_spaces(
     dropped = {hydra_path(name) for name in drop}
     out = {name: d for name, d in base.items() if hydra_path(name) not in dropped}
     out.update(convert_search_space(extra))
+    return out
+
+
+def _decimals(x: float) -> int:
+    """Decimal places of `x` as written (0.05 -> 2, 1e-3 -> 3, 2.0 -> 0)."""
+    exponent = Decimal(repr(x)).as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def snap_to_steps(
+    params: Mapping[str, Any], space: Mapping[str, BaseDistribution]
+) -> dict[str, Any]:
+    """`params` with every stepped float put exactly on its grid ``low + k * step``.
+
+    Optuna's GP sampler returns stepped floats with rounding noise (6.9e-18 for 0.0,
+    0.10000000000000002 for 0.1); a trial must train, record and print the grid value. Other
+    params are returned unchanged.
+    """
+    out = dict(params)
+    for name, value in params.items():
+        dist = space.get(name)
+        if not (isinstance(dist, FloatDistribution) and dist.step and isinstance(value, float)):
+            continue
+        k = round((value - dist.low) / dist.step)
+        snapped = round(dist.low + k * dist.step, max(_decimals(dist.step), _decimals(dist.low)))
+        out[name] = min(max(snapped, dist.low), dist.high)
     return out
 
 

@@ -900,3 +900,20 @@ def test_drift_within_a_weaker_arm_retires_it(store: FeedbackStore) -> None:
         config = searcher.suggest(str(i))
         assert config[RESERVED_KEY]["arm"] == BASE_ARM
         searcher.on_trial_complete(str(i), final_result(METRIC, 0.7))
+
+
+def test_gp_suggestions_of_stepped_floats_lie_on_the_grid() -> None:
+    searcher = AgentSearcher(
+        {"model.dropout": tune.quniform(0.0, 0.3, 0.1), "trainer.lr": tune.loguniform(1e-4, 1e-1)},
+        metric=METRIC,
+        mode="max",
+        seed=0,
+        sampler="gp",
+        tpe_kwargs={"n_startup_trials": 2},
+    )
+    seen = []
+    for i in range(10):
+        config: Any = searcher.suggest(f"t{i}")
+        seen.append(config["model.dropout"])
+        searcher.on_trial_complete(f"t{i}", {METRIC: -config["model.dropout"]})
+    assert all(value in (0.0, 0.1, 0.2, 0.3) for value in seen), seen

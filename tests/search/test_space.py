@@ -137,3 +137,22 @@ def test_describe_space_is_keyed_by_hydra_path() -> None:
 )
 def test_is_finite_number(value: object, finite: bool) -> None:
     assert is_finite_number(value) is finite
+
+
+def test_snap_to_steps_puts_stepped_floats_on_their_grid() -> None:
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from search.space import snap_to_steps
+
+    space = {
+        "d": FloatDistribution(0.0, 0.3, step=0.1),
+        "w": FloatDistribution(0.05, 0.5, step=0.05),
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "n": IntDistribution(1, 5),
+    }
+    got = snap_to_steps(
+        {"d": 6.938893903907228e-18, "w": 0.15000000000000002, "lr": 0.0123456, "n": 3, "x": 1.5},
+        space,
+    )
+    assert got == {"d": 0.0, "w": 0.15, "lr": 0.0123456, "n": 3, "x": 1.5}
+    assert snap_to_steps({"d": 0.30000000000000004}, space) == {"d": 0.3}
