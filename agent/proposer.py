@@ -40,6 +40,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+# Re-exported: callers import them from here; the one override parser lives in agent.overrides.
+from agent.overrides import model_from_overrides, override_key
+
 __all__ = [
     "AgentCallReport",
     "AgentError",
@@ -130,23 +133,6 @@ class Proposal:
         if self.model:
             return self.model
         return model_from_overrides(self.overrides)
-
-
-def override_key(override: str) -> str | None:
-    """The key of a `key=value` override (`+`/`~`/`++` prefixes stripped), or None without `=`."""
-    key, sep, _ = override.partition("=")
-    if not sep or not key.strip():
-        return None
-    return key.strip().lstrip("+~")
-
-
-def model_from_overrides(overrides: Sequence[str]) -> str | None:
-    """The value of the last `model=<name>` override (Hydra group selection), or None."""
-    found: str | None = None
-    for item in overrides:
-        if override_key(item) == "model":
-            found = item.partition("=")[2].strip()
-    return found
 
 
 @dataclass(frozen=True)

@@ -429,7 +429,7 @@ def proposer_from_settings(
     """A `SmolagentsProposer` from a campaign's `llm` settings and the command line.
 
     Honours `model`, `temperature`, `max_steps`, `api_base`, `api_key_env` and
-    `token_budget` of `llm` (a `search.campaign.LLMSettings` or anything with those
+    `token_budget` of `llm` (a `search.goals.LLMSettings` or anything with those
     attributes); `model`/`api_base` replace the file's values (`--model`, `--api-base`).
 
     Args:

@@ -75,6 +75,10 @@ def synthetic_runs(n: int, *, seed: int = 0, campaign: str = "bench", start: int
         "dataset": pa.array(["mitbih_synth_aami3"] * n, pa.string()),
         "test_metrics": pa.array(["{}"] * n, pa.string()),
         "rationale": pa.array([None] * n, pa.string()),
+        "seed": pa.array(idx.astype(np.int64)),
+        "git_commit": pa.array(["0" * 40] * n, pa.string()),
+        "dataset_hash": pa.array(["0123456789abcdef"] * n, pa.string()),
+        "simulator_version": pa.array(["ecg_synth/2"] * n, pa.string()),
         "write_seq": pa.array(time.time_ns() - (n - idx + start) * 1000, pa.int64()),
     }
     return pa.table(columns, schema=RUNS_SCHEMA)

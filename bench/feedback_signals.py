@@ -1,19 +1,15 @@
 """Signals benchmark: drift, stagnation and the recommendation over 100,000 runs.
 
-Run: ``python bench/feedback_signals.py``. Target (issue 3): at most 50 ms.
+Run: ``python -m bench.feedback_signals``, or as part of the suite:
+``python -m bench --only platform``. Target (issue 3): at most 50 ms.
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from feedback_common import synthetic_runs
-
+from bench.feedback_common import synthetic_runs
 from feedback import History, SignalThresholds, drift, recommend, stagnation
 
 
@@ -26,17 +22,25 @@ def _median_s(fn: object, repeats: int = 15) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    n = 100_000
+def measure(n: int = 100_000, repeats: int = 15) -> dict[str, float]:
+    """Median seconds of each signal over `n` synthetic runs, keyed as the printout."""
     table = synthetic_runs(n)
     th = SignalThresholds(window=20, min_delta=0.001, target=0.99, budget=10 * n)
     recommend(table, th)  # warm-up (imports scipy.stats)
-    results = {
-        "recommend (from the store's pyarrow.Table)": _median_s(lambda: recommend(table, th)),
-        "History.from_table": _median_s(lambda: History.from_table(table)),
-        "drift": _median_s(lambda: drift(table, th)),
-        "stagnation": _median_s(lambda: stagnation(table, th)),
+    return {
+        "recommend (from the store's pyarrow.Table)": _median_s(
+            lambda: recommend(table, th), repeats
+        ),
+        "History.from_table": _median_s(lambda: History.from_table(table), repeats),
+        "drift": _median_s(lambda: drift(table, th), repeats),
+        "stagnation": _median_s(lambda: stagnation(table, th), repeats),
     }
+
+
+def main() -> None:
+    """Measure over 100,000 runs and print the figures."""
+    n = 100_000
+    results = measure(n)
     for name, seconds in results.items():
         print(f"{name} over {n:,} runs: {seconds * 1e3:.1f} ms (median of 15)")
     total = results["recommend (from the store's pyarrow.Table)"]

@@ -1,8 +1,8 @@
 """Feedback store benchmarks: append with 100k runs stored; filtered query over 1M runs.
 
-Run: ``python bench/feedback_store.py`` (about a minute; builds stores in a temp dir).
-Targets (issue 3): append median <= 5 ms with 100,000 runs stored; a filtered query over
-1,000,000 runs <= 0.5 s.
+Run: ``python -m bench.feedback_store`` (about a minute; builds stores in a temp dir), or as
+part of the suite: ``python -m bench --only platform``. Targets (issue 3): append median
+<= 5 ms with 100,000 runs stored; a filtered query over 1,000,000 runs <= 0.5 s.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from feedback_common import write_store_like_appends
-
+from bench.feedback_common import write_store_like_appends
 from feedback import FeedbackStore, RunRecord
 
 
@@ -95,35 +92,44 @@ def bench_query(root: Path, stored: int, repeats: int = 3) -> dict[str, float]:
     return out
 
 
+def measure(stored: int, appends: int, query_runs: int) -> dict[str, Any]:
+    """Both benchmarks in a temporary folder: {"append": ..., "query": ...}."""
+    tmp = Path(tempfile.mkdtemp(prefix="agentune-bench-"))
+    try:
+        return {
+            "append": bench_append(tmp / "append", stored, appends),
+            "query": bench_query(tmp / "query", query_runs),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
+    """Run both benchmarks with the command line's sizes and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stored", type=int, default=100_000)
     parser.add_argument("--appends", type=int, default=500)
     parser.add_argument("--query-runs", type=int, default=1_000_000)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="agentune-bench-"))
-    try:
-        a = bench_append(tmp / "append", args.stored, args.appends)
-        ok = a["median_ms"] <= 5.0
-        print(
-            f"append with {a['stored']:,} runs stored ({a['files']:.0f} files): "
-            f"median {a['median_ms']:.2f} ms, p95 {a['p95_ms']:.2f} ms, "
-            f"max {a['max_ms']:.1f} ms (target median <= 5 ms: {'PASS' if ok else 'FAIL'})"
-        )
-        q = bench_query(tmp / "query", args.query_runs)
-        ok = q["cold_arm_status_s"] <= 0.5
-        print(
-            f"query over {q['stored']:,} runs ({q['files']:.0f} files), arm+status filter, "
-            f"fresh store object: {q['cold_arm_status_s']:.3f} s, {q['rows']:.0f} rows "
-            f"(target <= 0.5 s: {'PASS' if ok else 'FAIL'})"
-        )
-        print(
-            f"  full read of {q['full_rows']:,.0f} runs: {q['cold_full_read_s']:.2f} s; then "
-            f"arm+status+tier filter from memory: {q['warm_arm_status_tier_s'] * 1e3:.1f} ms; "
-            f"{q['records']:.0f} RunRecord objects: {q['warm_runs_as_records_s']:.2f} s"
-        )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    figures = measure(args.stored, args.appends, args.query_runs)
+    a, q = figures["append"], figures["query"]
+    ok = a["median_ms"] <= 5.0
+    print(
+        f"append with {a['stored']:,} runs stored ({a['files']:.0f} files): "
+        f"median {a['median_ms']:.2f} ms, p95 {a['p95_ms']:.2f} ms, "
+        f"max {a['max_ms']:.1f} ms (target median <= 5 ms: {'PASS' if ok else 'FAIL'})"
+    )
+    ok = q["cold_arm_status_s"] <= 0.5
+    print(
+        f"query over {q['stored']:,} runs ({q['files']:.0f} files), arm+status filter, "
+        f"fresh store object: {q['cold_arm_status_s']:.3f} s, {q['rows']:.0f} rows "
+        f"(target <= 0.5 s: {'PASS' if ok else 'FAIL'})"
+    )
+    print(
+        f"  full read of {q['full_rows']:,.0f} runs: {q['cold_full_read_s']:.2f} s; then "
+        f"arm+status+tier filter from memory: {q['warm_arm_status_tier_s'] * 1e3:.1f} ms; "
+        f"{q['records']:.0f} RunRecord objects: {q['warm_runs_as_records_s']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Benchmark: what the safety layer costs per proposal, against the work it sits beside.
 
-    python bench/safety_checks.py             # 5 repeats
-    python bench/safety_checks.py --repeats 9
+    python -m bench.safety_checks             # 5 repeats
+    python -m bench.safety_checks --repeats 9
+    python -m bench --only platform           # with the suite's other platform figures
 
 Measured, each as a median over `--repeats`:
 
@@ -64,11 +65,8 @@ def _bare_child() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    n = args.repeats
+def measure(n: int = 5) -> dict[str, float]:
+    """Every figure of the module docstring, each the median of `n` repeats."""
     zoo = [
         p.read_text(encoding="utf-8") for p in sorted((REPO / "tests/agent/model_zoo").glob("*.py"))
     ]
@@ -94,6 +92,15 @@ def main() -> None:
         results["check_vs_compose"] = results["proposal_check_ms"] / results["bare_compose_ms"]
         cfg = compose_config(overrides, configs)
         results["check_targets_ms"] = 1000 * _median_s(lambda: check_targets(cfg), n)
+    return results
+
+
+def main() -> None:
+    """Measure with the command line's repeats and print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    results = measure(args.repeats)
     print(json.dumps({k: round(v, 3) for k, v in results.items()}, indent=2))
 
 

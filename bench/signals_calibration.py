@@ -1,9 +1,11 @@
 """Calibration of the feedback signals: false alarms and detection at the biosignal noise levels.
 
 Run: ``python bench/signals_calibration.py [--campaigns N] [--seed S] [--out FILE.json]``
-(about two minutes on 2 CPUs with the default N = 1000, which gives each rate a 95 %
+(five to six minutes on 2 CPUs with the default N = 1000, which gives each rate a 95 %
 interval of at most +-3.1 points, +-1.4 at 5 %). ``--calibrate`` instead recomputes the
-drift thresholds ``feedback.signals.DRIFT_THRESHOLDS`` (use ``--campaigns 40000``).
+drift thresholds ``feedback.signals.DRIFT_THRESHOLDS`` (use ``--campaigns 40000``);
+``--improvement-k`` and ``--trend-k`` simulate other stagnation constants
+(``--campaigns 300`` takes about 100 s).
 
 Every simulated campaign has 64 completed trials; the signals are read after every trial, as
 the searcher does, with :func:`feedback.drift` / :func:`feedback.stagnation` on a
@@ -24,8 +26,10 @@ Measured, per setting (targets in brackets):
   arms, each arm stationary) [<= 5 %].
 * (b) false stagnation: share of campaigns still improving at a steady rate (the true
   quality rises by 2 sigma per window, so the expected best gains 2 noise std per window)
-  that are called stagnant at any point from trial ``window + 1`` on [<= 5 %]; and the share
-  recommended ``change_model`` (stagnant ``patience * window`` runs) at any point.
+  that are called stagnant at any point [<= 5 %]; the same within the goal's own budget
+  (24 trials for ``aami3_quick``, 10 for ``hr_quick``); the share at 4 sigma per window;
+  and the share recommended ``change_model`` (stagnant with ``patience * window`` runs
+  since the last credited improvement) at any point.
 * (c) stall: the same improvement stops at trial 32; share detected as stagnant within two
   windows (``<= 2 * window`` trials after the stall) and the mean delay in trials
   [>= 90 %]. Regression: one stationary arm whose values drop by 3 sigma at trial 32; share
@@ -71,8 +75,10 @@ class Setting:
     window: int
     min_delta: float
     patience: int
+    budget: int  # the goal's trials
     noise_given: bool
     improvement_k: float = SignalThresholds().improvement_k
+    trend_k: float = SignalThresholds().trend_k
 
     def thresholds(self) -> SignalThresholds:
         """The goal's thresholds (with ``noise`` when the goal gives it)."""
@@ -82,22 +88,25 @@ class Setting:
             patience=self.patience,
             noise=self.sigma if self.noise_given else None,
             improvement_k=self.improvement_k,
+            trend_k=self.trend_k,
         )
 
 
 GOALS = (
-    ("ECG F1 sd 0.021", "mitbih:aami3_baseline", "max", 0.80, 0.021, 8, 0.005, 2),
-    ("ECG F1 sd 0.035", "mitbih:aami3_quick", "max", 0.80, 0.035, 3, 0.01, 1),
-    ("PPG MAE sd 0.8", "galaxyppg:hr_optimize", "min", 6.0, 0.8, 6, 0.1, 2),
-    ("PPG MAE sd 2.4", "galaxyppg:hr_quick", "min", 8.0, 2.4, 3, 0.25, 1),
+    ("ECG F1 sd 0.021", "mitbih:aami3_baseline", "max", 0.80, 0.021, 8, 0.005, 2, 64),
+    ("ECG F1 sd 0.035", "mitbih:aami3_quick", "max", 0.80, 0.035, 3, 0.01, 1, 24),
+    ("PPG MAE sd 0.8", "galaxyppg:hr_optimize", "min", 6.0, 0.8, 6, 0.1, 2, 48),
+    ("PPG MAE sd 2.4", "galaxyppg:hr_quick", "min", 8.0, 2.4, 3, 0.25, 1, 10),
 )
 
 
-def settings(improvement_k: float | None = None) -> list[Setting]:
+def settings(improvement_k: float | None = None, trend_k: float | None = None) -> list[Setting]:
     """Every goal with its noise estimated, then given."""
-    k = SignalThresholds().improvement_k if improvement_k is None else improvement_k
+    defaults = SignalThresholds()
+    k = defaults.improvement_k if improvement_k is None else improvement_k
+    tk = defaults.trend_k if trend_k is None else trend_k
     return [
-        Setting(*goal, noise_given=given, improvement_k=k)
+        Setting(*goal, noise_given=given, improvement_k=k, trend_k=tk)
         for given in (False, True)
         for goal in GOALS
     ]
@@ -179,7 +188,8 @@ def simulate(setting: Setting, campaigns: int, seed: int) -> dict[str, Any]:
     th = setting.thresholds()
     w = setting.window
     single = ["base"] * TRIALS
-    counts = dict.fromkeys(("fa1", "fa3", "stag", "stag_fast", "model", "stall", "regr"), 0)
+    keys = ("fa1", "fa3", "stag", "stag_budget", "stag_fast", "model", "stall", "regr")
+    counts = dict.fromkeys(keys, 0)
     slow, fast = IMPROVEMENT_PER_WINDOW
     stall_delays, regr_delays = [], []
     for _ in range(campaigns):
@@ -192,6 +202,7 @@ def simulate(setting: Setting, campaigns: int, seed: int) -> dict[str, Any]:
         h = history(improving(w, slow) + eps[2], single, setting)
         hits = looks(h, th, is_stagnant)
         counts["stag"] += bool(hits)
+        counts["stag_budget"] += any(n <= setting.budget for n in hits)
         counts["model"] += bool(hits) and bool(looks(h, th, wants_model_change))
         h = history(improving(w, fast) + eps[5], single, setting)
         counts["stag_fast"] += bool(looks(h, th, is_stagnant))
@@ -234,7 +245,7 @@ def _finite_mean(delays: list[float]) -> float | None:
 def max_statistics(campaigns: int, seed: int, multi_arm: bool) -> np.ndarray:
     """Largest drift statistic over the 64 looks of each stationary campaign."""
     rng = np.random.default_rng(seed)
-    setting = Setting("calibration", "-", "max", 0.0, 1.0, 8, 0.0, 2, noise_given=False)
+    setting = Setting("calibration", "-", "max", 0.0, 1.0, 8, 0.0, 2, 64, noise_given=False)
     th = setting.thresholds()
     out = np.zeros(campaigns)
     for c in range(campaigns):
@@ -285,11 +296,12 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     head = (
         "| setting | goal (window, min_delta, patience) | noise | bar | (a) drift FA 1 arm "
         "[<=5 %] | (a) drift FA 3 arms [<=5 %] | (b) stagnant, 2 sd/window [<=5 %] "
+        "| (b) stagnant within the goal's budget, 2 sd/window "
         "| (b) stagnant, 4 sd/window [<=5 %] | (b) change_model, 2 sd/window "
         "| (c) stall found <=2w [>=90 %] (delay) "
         "| (c) regression found <=2w [>=90 %] (delay) |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         s, rate, high = r["setting"], r["rates"], r["ci95_high"]
         lines.append(
@@ -297,6 +309,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             f"{s['patience']}) | {'given' if s['noise_given'] else 'estimated'} | "
             f"{r['bar']:.3g} | {_pct(rate['fa1'], high['fa1'])} | "
             f"{_pct(rate['fa3'], high['fa3'])} | {_pct(rate['stag'], high['stag'])} | "
+            f"{_pct(rate['stag_budget'])} ({s['budget']} trials) | "
             f"{_pct(rate['stag_fast'], high['stag_fast'])} | "
             f"{_pct(rate['model'])} | {_pct(rate['stall'])} ({_delay(r['stall_mean_delay'])}) "
             f"| {_pct(rate['regr'])} ({_delay(r['regression_mean_delay'])}) |"
@@ -314,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--improvement-k", type=float, help="improvement_k to simulate (default: the default)"
     )
+    parser.add_argument("--trend-k", type=float, help="trend_k to simulate (default: the default)")
     parser.add_argument(
         "--calibrate", action="store_true", help="recompute DRIFT_THRESHOLDS instead"
     )
@@ -323,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: Any = calibrate(args.campaigns, args.seed, args.workers)
         print(json.dumps(result, indent=2))
     else:
-        rows = settings(args.improvement_k)
+        rows = settings(args.improvement_k, args.trend_k)
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             result = list(
                 pool.map(
@@ -338,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{' and '.join(f'{g:g}' for g in IMPROVEMENT_PER_WINDOW)} sigma per window; stall "
             f"(after a gain of {IMPROVEMENT_PER_WINDOW[0]:g} sigma per window) and "
             f"{REGRESSION_DROP:g}-sigma regression at trial {CHANGE_AT}; alpha "
-            f"{SignalThresholds().alpha:g}, improvement_k {rows[0].improvement_k:g}; "
+            f"{SignalThresholds().alpha:g}, improvement_k {rows[0].improvement_k:g}, trend_k "
+            f"{rows[0].trend_k:g}; "
             "(<= x): upper end of the 95 % interval\n"
         )
         print(table(result))

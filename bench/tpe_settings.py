@@ -1,7 +1,7 @@
 """Benchmark: which TPE settings should each arm's sampler start with, at campaign budgets?
 
-    python bench/tpe_settings.py                 # 10 seeds, budgets 20 and 50, 2 in parallel
-    python bench/tpe_settings.py --seeds 20 --out tpe.json
+    python -m bench --full --only tpe_settings   # 10 seeds, budgets 20 and 50 (the suite)
+    python -m bench.tpe_settings --seeds 20 --out tpe.json   # the same, printed
 
 Each arm of `AgentSearcher` owns an Optuna TPE study. Optuna's default starts with 10 random
 trials, which at the quick goal's budgets is most of an arm's trials. (Optuna 5's TPE is
@@ -10,7 +10,8 @@ asks spread out; those are not options any more.) This compares,
 through Optuna's ask/tell with `--parallel` trials asked before any is told (as Tune does with
 `max_concurrent_trials`), on standard test functions (Branin 2-D, Hartmann 6-D, Rosenbrock
 and Ackley in 2-D and 6-D, each with Gaussian observation noise of 1 % of the function's
-range at the start point):
+spread over the box; the definitions are `bench.functions`', Ackley on its symmetric box
+[-5, 5]^d, as when the figures were first taken):
 
 * ``default``: `TPESampler(seed=s)` (10 startup trials);
 * ``tpe_fitted``: TPE with `n_startup_trials` fitted to the budget (`fitted_startup_trials`:
@@ -22,7 +23,8 @@ range at the start point):
 It prints, per function and budget, the mean over seeds of the final simple regret (best true
 value found minus the optimum) of each setting divided by the default's, with the share of
 seeds where the setting is better; values below 1 favour the setting. The ratios are paired
-(same seed, same function) so they hold on a noisy machine. A benchmark, not a test.
+(same seed, same function) so they hold on a noisy machine. A benchmark, not a test. In the
+suite (part ``tpe_settings``, full mode or ``--only``) it also writes a table and a plot.
 """
 
 from __future__ import annotations
@@ -32,77 +34,21 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 
+from bench.functions import TestFunction, make
+from bench.plots import save, subplots
+from bench.suite import PartResult, RunContext
 from search.arms import fitted_startup_trials
 
-
-@dataclass(frozen=True)
-class TestFunction:
-    """A minimisation problem on a box, with its known minimum."""
-
-    name: str
-    bounds: tuple[tuple[float, float], ...]
-    f: Callable[[np.ndarray], float]
-    minimum: float
-
-
-def _branin(x: np.ndarray) -> float:
-    a, b, c = 1.0, 5.1 / (4 * math.pi**2), 5 / math.pi
-    r, s, t = 6.0, 10.0, 1 / (8 * math.pi)
-    return float(a * (x[1] - b * x[0] ** 2 + c * x[0] - r) ** 2 + s * (1 - t) * math.cos(x[0]) + s)
-
-
-_H6_A = np.array(
-    [
-        [10, 3, 17, 3.5, 1.7, 8],
-        [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8],
-        [17, 8, 0.05, 10, 0.1, 14],
-    ]
-)
-_H6_P = 1e-4 * np.array(
-    [
-        [1312, 1696, 5569, 124, 8283, 5886],
-        [2329, 4135, 8307, 3736, 1004, 9991],
-        [2348, 1451, 3522, 2883, 3047, 6650],
-        [4047, 8828, 8732, 5743, 1091, 381],
-    ]
-)
-_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-
-
-def _hartmann6(x: np.ndarray) -> float:
-    return float(-np.sum(_H6_ALPHA * np.exp(-np.sum(_H6_A * (x - _H6_P) ** 2, axis=1))))
-
-
-def _rosenbrock(x: np.ndarray) -> float:
-    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
-
-
-def _ackley(x: np.ndarray) -> float:
-    d = len(x)
-    return float(
-        -20 * math.exp(-0.2 * math.sqrt(np.sum(x**2) / d))
-        - math.exp(np.sum(np.cos(2 * math.pi * x)) / d)
-        + 20
-        + math.e
-    )
-
-
-FUNCTIONS = (
-    TestFunction("branin2", ((-5.0, 10.0), (0.0, 15.0)), _branin, 0.397887),
-    TestFunction("hartmann6", ((0.0, 1.0),) * 6, _hartmann6, -3.32237),
-    TestFunction("rosenbrock2", ((-2.0, 2.0),) * 2, _rosenbrock, 0.0),
-    TestFunction("rosenbrock6", ((-2.0, 2.0),) * 6, _rosenbrock, 0.0),
-    TestFunction("ackley2", ((-5.0, 5.0),) * 2, _ackley, 0.0),
-    TestFunction("ackley6", ((-5.0, 5.0),) * 6, _ackley, 0.0),
+FUNCTIONS = tuple(
+    make(n)
+    for n in ("branin2", "hartmann6", "rosenbrock2", "rosenbrock6", "ackley2sym", "ackley6sym")
 )
 
 
@@ -117,14 +63,6 @@ def _settings(budget: int) -> dict[str, SamplerFactory]:
         "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
         "gp_fitted": lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n),
     }
-
-
-def _noise_scale(fn: TestFunction) -> float:
-    """1 % of the function's spread over a fixed sample of the box."""
-    rng = np.random.default_rng(12345)
-    lo, hi = np.array(fn.bounds).T
-    values = [fn.f(lo + (hi - lo) * rng.random(len(lo))) for _ in range(256)]
-    return 0.01 * float(np.std(values))
 
 
 def run_once(
@@ -154,6 +92,110 @@ def run_once(
     return true_of[best.number] - fn.minimum
 
 
+def compare(
+    seeds: int,
+    budgets: Sequence[int],
+    parallel: int,
+    functions: Sequence[TestFunction] = FUNCTIONS,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every setting on every function and budget: the report `main` prints and writes.
+
+    Returns:
+        ``{"seeds", "parallel", "rows": [{"function", "budget", "default_mean_regret",
+        "settings": {name: {"mean_regret", "ratio_to_default", "share_better"}}}],
+        "geometric_mean_ratio": {name: ratio}}``.
+    """
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    report: dict[str, Any] = {"seeds": seeds, "parallel": parallel, "rows": []}
+    names = list(_settings(budgets[0]))
+    for fn in functions:
+        noise = fn.noise_scale(0.01)
+        for budget in budgets:
+            regrets = {
+                name: np.array(
+                    [run_once(fn, budget, make, seed, parallel, noise) for seed in range(seeds)]
+                )
+                for name, make in _settings(budget).items()
+            }
+            base = regrets["default"]
+            row: dict[str, Any] = {"function": fn.name, "budget": budget, "settings": {}}
+            for name in names[1:]:
+                row["settings"][name] = {
+                    "mean_regret": float(np.mean(regrets[name])),
+                    "ratio_to_default": float(np.mean(regrets[name]) / max(np.mean(base), 1e-12)),
+                    "share_better": float(np.mean(regrets[name] < base)),
+                }
+            row["default_mean_regret"] = float(np.mean(base))
+            report["rows"].append(row)
+            if on_row is not None:
+                on_row(row)
+    report["geometric_mean_ratio"] = {
+        name: float(np.exp(np.mean([math.log(r["settings"][name]["ratio_to_default"] + 1e-12)
+                                    for r in report["rows"]])))
+        for name in names[1:]
+    }  # fmt: skip
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    """The Markdown table: per function and budget, each setting's ratio to the default."""
+    names = list(report["rows"][0]["settings"])
+    lines = [f"| function | budget | {' | '.join(names)} |", "|---|---|" + "---|" * len(names)]
+    for r in report["rows"]:
+        cells = [
+            f"{r['settings'][n]['ratio_to_default']:.2f} "
+            f"({r['settings'][n]['share_better']:.0%} better)"
+            for n in names
+        ]
+        lines.append(f"| {r['function']} | {r['budget']} | {' | '.join(cells)} |")
+    geo = report["geometric_mean_ratio"]
+    lines.append("| geometric mean | | " + " | ".join(f"{geo[n]:.2f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def _plot(report: dict[str, Any], path: Path) -> Path:
+    budgets = sorted({r["budget"] for r in report["rows"]})
+    names = list(report["rows"][0]["settings"])
+    fig, axes = subplots(1, len(budgets), width=4.0, height=3.0)
+    for ax, b in zip(axes.flat, budgets, strict=True):
+        rows = [r for r in report["rows"] if r["budget"] == b]
+        y = np.arange(len(rows))
+        for j, n in enumerate(names):
+            ax.plot(
+                [r["settings"][n]["ratio_to_default"] for r in rows],
+                y + 0.15 * (j - 1), "o", ms=4, label=n,
+            )  # fmt: skip
+        ax.axvline(1.0, color="0.3", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yticks(y, [r["function"] for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"budget {b}: regret / default TPE's", fontsize=9)
+    axes.flat[-1].legend(fontsize=7)
+    return save(fig, path)
+
+
+def run(ctx: RunContext) -> PartResult:
+    """The suite's part: smoke 1 seed at budget 6, quick 3 seeds, full 10 (budgets 20, 50)."""
+    seeds, budgets = ctx.pick((1, (6,)), (3, (20, 50)), (10, (20, 50)))
+    functions = FUNCTIONS[:1] if ctx.mode == "smoke" else FUNCTIONS
+    ctx.reporter.start(len(functions) * len(budgets), f"tpe_settings: {seeds} seeds")
+    report = compare(
+        seeds, budgets, 2, functions,
+        on_row=lambda r: ctx.reporter.advance(f"tpe_settings: {r['function']} @ {r['budget']}"),
+    )  # fmt: skip
+    return PartResult(
+        figures=report,
+        table=table(report),
+        plots=[_plot(report, ctx.results_dir / "tpe_settings.png")],
+        notes=[
+            f"{seeds} seeds, two trials asked before any is told, 1 % observation noise; "
+            "cells: mean final regret of the setting / the default TPE's (share of seeds "
+            "where the setting is better)."
+        ],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the table (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -162,46 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     started = time.perf_counter()
-    report: dict[str, Any] = {"seeds": args.seeds, "parallel": args.parallel, "rows": []}
-    names = list(_settings(args.budgets[0]))
-    print(f"| function | budget | {' | '.join(names[1:])} |")
-    print("|---|---|" + "---|" * (len(names) - 1))
-    for fn in FUNCTIONS:
-        noise = _noise_scale(fn)
-        for budget in args.budgets:
-            regrets = {
-                name: np.array(
-                    [
-                        run_once(fn, budget, make, seed, args.parallel, noise)
-                        for seed in range(args.seeds)
-                    ]
-                )
-                for name, make in _settings(budget).items()
-            }
-            base = regrets["default"]
-            cells = []
-            row: dict[str, Any] = {"function": fn.name, "budget": budget, "settings": {}}
-            for name in names[1:]:
-                ratio = float(np.mean(regrets[name]) / max(np.mean(base), 1e-12))
-                wins = float(np.mean(regrets[name] < base))
-                cells.append(f"{ratio:.2f} ({wins:.0%} better)")
-                row["settings"][name] = {
-                    "mean_regret": float(np.mean(regrets[name])),
-                    "ratio_to_default": ratio,
-                    "share_better": wins,
-                }
-            row["default_mean_regret"] = float(np.mean(base))
-            report["rows"].append(row)
-            print(f"| {fn.name} | {budget} | {' | '.join(cells)} |", flush=True)
-    ratios = {
-        name: float(np.exp(np.mean([math.log(r["settings"][name]["ratio_to_default"] + 1e-12)
-                                     for r in report["rows"]])))
-        for name in names[1:]
-    }  # fmt: skip
-    report["geometric_mean_ratio"] = ratios
-    print("geometric mean of the ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    report = compare(
+        args.seeds, args.budgets, args.parallel,
+        on_row=lambda r: print(f"{r['function']} @ {r['budget']} done", file=sys.stderr),
+    )  # fmt: skip
+    print(table(report))
     print(f"total {time.perf_counter() - started:.0f} s")
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=2))

@@ -1,8 +1,8 @@
 """Benchmark: the trainer's samples/s against a bare torch loop, and the dataset cache load time.
 
-    python bench/train_throughput.py                        # dataset config mitbih_synth_quick
-    python bench/train_throughput.py --dataset mitbih_synth_aami3 --model resnet1d --epochs 2
-    python bench/train_throughput.py --synthetic 20000      # random windows, no dataset config
+    python -m bench.train_throughput                        # dataset config mitbih_synth_quick
+    python -m bench.train_throughput --dataset mitbih_synth_aami3 --model resnet1d --epochs 2
+    python -m bench.train_throughput --synthetic 20000      # random windows, no dataset config
 
 Both loops train the same model (same seed, init and data) with AdamW for the same epochs and
 batch size. The bare loop is the minimum: randperm batches, forward, cross-entropy/MSE,

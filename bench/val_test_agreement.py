@@ -61,7 +61,7 @@ from biosignals.trainer import train
 
 if TYPE_CHECKING:
     from biosignals.data.dataset import SignalDataset
-    from search.campaign import CampaignGoal, SearchDomain
+    from search.goals import CampaignGoal, SearchDomain
 
 ECG_GOAL = "mitbih:aami3_quick"
 PPG_GOAL = "galaxyppg:hr_quick"
@@ -408,7 +408,7 @@ def check_task(
     work_dir: Path,
 ) -> dict[str, Any]:
     """Draw, train and score one task under one validation design."""
-    from search.campaign import load_goal
+    from search.goals import load_goal
 
     goal = load_goal(task.goal)
     trainer = Trainer(base, work_dir / task.name, task)

@@ -12,7 +12,7 @@ One call trains one model on one `SignalDataset` and leaves in the run directory
 * `summary.json`: `TrainSummary.to_dict()` (status, best value/epoch of `trainer.metric`, the
   best epoch's validation metrics in "val", the test metrics of its weights in "test", for
   classification both confusion matrices in "val_confusion" and "test_confusion", parameter
-  count, timing, ...);
+  count, timing, and what reproduces the run: "seed", "dataset_hash", "simulator_version");
 * `model.pt`: the best epoch's `state_dict` (when `trainer.save_model`).
 
 A NaN/inf training or validation loss ends the run with status "diverged" (no exception); an
@@ -55,7 +55,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from biosignals.config_safety import check_targets
-from biosignals.data.dataset import SignalDataset, Split
+from biosignals.data.dataset import SignalDataset, Split, compute_dataset_hash
 from biosignals.metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -118,6 +118,11 @@ class TrainSummary:
     empty when no epoch completed. For classification, `val_confusion` and `test_confusion`
     are the best weights' confusion matrices, ``{"classes": [...], "matrix": [[...]]}`` with
     rows true and columns predicted (`biosignals.metrics.labelled_confusion`); None otherwise.
+
+    Provenance: `seed` is the seed the run used (``cfg.seed``, default 0); `dataset_hash` the
+    `biosignals.data.dataset.compute_dataset_hash` of the data it trained, validated and
+    tested on (None only when the run failed before the data was loaded); `simulator_version`
+    the generator of that data, e.g. "ecg_synth/2" (None for recorded data).
     """
 
     status: Status
@@ -142,6 +147,8 @@ class TrainSummary:
     seed: int = 0
     early_stopped: bool = False
     run_dir: str = ""
+    dataset_hash: str | None = None
+    simulator_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite floats become None)."""
@@ -575,6 +582,9 @@ def _run(
             raise TrainerError("cfg.dataset is missing and no dataset was passed; add dataset=...")
         dataset = load_dataset(dataset_cfg, OmegaConf.select(cfg, "paths.cache_dir", default=None))
     summary.dataset, summary.task = dataset.name, dataset.task
+    # The cache stamped the hash when it built the arrays; a dataset built in memory has none.
+    summary.dataset_hash = dataset.dataset_hash or compute_dataset_hash(dataset)
+    summary.simulator_version = dataset.simulator_version
     task = dataset.task
     s = TrainerSettings.from_cfg(OmegaConf.select(cfg, "trainer"), task)
     summary.metric, summary.mode = s.metric, s.mode

@@ -7,16 +7,20 @@
 * :mod:`feedback.signals`: :func:`drift`, :func:`stagnation`, :func:`recommend` with
   :class:`SignalThresholds`; :func:`estimate_noise` (the run-to-run noise they compare with).
 * :func:`write_dashboard`, :func:`write_demo_dashboard`: the standalone HTML dashboard.
+* :func:`git_commit`: the project's commit (``-dirty`` with uncommitted changes), recorded
+  with each run's seed, dataset hash and simulator version in :class:`RunRecord`.
 
 This package imports no other project package, nor ray, torch or smolagents.
 """
 
 from __future__ import annotations
 
+from ._configs import ConfigResult, config_key, rank_configs
 from ._dashboard import render_dashboard, write_dashboard
 from ._demo import DEMO_THRESHOLDS, populate_demo_history, write_demo_dashboard
 from ._errors import CorruptFragmentWarning, FeedbackError, FeedbackSchemaError
 from ._history import history_text
+from ._provenance import git_commit
 from ._records import (
     APPROVALS,
     EVENT_KINDS,
@@ -56,6 +60,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
     "TIERS",
+    "ConfigResult",
     "CorruptFragmentWarning",
     "DriftReading",
     "Event",
@@ -68,12 +73,15 @@ __all__ = [
     "RunRecord",
     "SignalThresholds",
     "StagnationReading",
+    "config_key",
     "drift",
     "estimate_noise",
+    "git_commit",
     "history_text",
     "load_epoch_metrics",
     "parse_epoch_metrics",
     "populate_demo_history",
+    "rank_configs",
     "recommend",
     "render_dashboard",
     "stagnation",

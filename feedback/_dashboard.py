@@ -322,6 +322,20 @@ def _config_text(row: dict[str, Any]) -> str:
     return " ".join([*row["overrides"], *(f"{k}={v}" for k, v in sorted(params.items()))])
 
 
+_PROVENANCE = (
+    ("seed", "seed"),
+    ("git_commit", "commit"),
+    ("dataset_hash", "data"),
+    ("simulator_version", "simulator"),
+)
+
+
+def _provenance(row: dict[str, Any]) -> str:
+    """What reproduces the run, as one line (the tooltip of its id in the run table)."""
+    parts = [f"{label} {row[key]}" for key, label in _PROVENANCE if row.get(key) is not None]
+    return " · ".join(parts) or "no provenance recorded"
+
+
 def _test_metrics(row: dict[str, Any]) -> dict[str, float]:
     """The run's stored held-out test metrics (``test/...``), {} when none or unreadable."""
     try:
@@ -470,7 +484,8 @@ def _run_table(runs: pa.Table, mode: str, metric: str) -> str:
             else ""
         )
         out.append(
-            f"<tr><td class=num>{rank}</td><td>{_e(r['run_id'])}</td><td>{_badge(r['status'])}"
+            f'<tr><td class=num>{rank}</td><td title="{_e(_provenance(r))}">{_e(r["run_id"])}'
+            f"</td><td>{_badge(r['status'])}"
             f"</td><td class=num>{_fmt(r['value'])}</td>{test_cell}<td class=nw><span class=tier "
             f'style="background:{color}"></span>{r["tier"]}</td><td>{_e(r["arm"])}</td>'
             f"<td>{_e(r['origin'])}</td><td>{model}</td>"

@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 #: 0 Optuna tuning, 2 agent-generated config, 3 agent-generated code. Tier 1 is read-only
 #: analysis: it proposes nothing, so no run ever carries it.
 TIERS: tuple[int, ...] = (0, 2, 3)
-ORIGINS: tuple[str, ...] = ("optuna", "agent", "human", "warm_start")
+#: ``repeat``: another evaluation, with another seed, of a configuration already run.
+ORIGINS: tuple[str, ...] = ("optuna", "agent", "human", "warm_start", "repeat")
 STATUSES: tuple[str, ...] = ("completed", "failed", "diverged", "pruned", "rejected", "infeasible")
 MODES: tuple[str, ...] = ("min", "max")
 APPROVALS: tuple[str, ...] = ("approved", "modified", "rejected", "auto")
@@ -67,6 +68,8 @@ TRAINER_STATUS_MAP: dict[str, str] = {
 }
 
 ParamValue = float | int | str | bool | None
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # the Parquet column of seed is int64
 
 
 def _choice(name: str, value: object, allowed: Iterable[object], hint: str = "") -> None:
@@ -186,7 +189,8 @@ class RunRecord:
         arm: The experiment/config identity the trial belongs to (e.g. one per-arm Optuna
             study, or one agent proposal).
         tier: 0 Optuna tuning, 2 generated config, 3 generated code (1 never occurs).
-        origin: ``optuna``, ``agent``, ``human`` or ``warm_start``.
+        origin: ``optuna``, ``agent``, ``human``, ``warm_start`` or ``repeat`` (another
+            seed of a configuration already run, `feedback.rank_configs`).
         status: ``completed``, ``failed``, ``diverged``, ``pruned``, ``rejected`` (the approval
             hook refused it) or ``infeasible`` (could not be built or run as specified).
         metric: Name of the campaign metric, e.g. ``val/macro_f1``.
@@ -210,6 +214,17 @@ class RunRecord:
         dataset: Dataset name.
         test_metrics: Test metrics of the best checkpoint (``test/...``).
         rationale: The proposer's reason for this config, if any.
+        seed: The seed the trainer used (its summary's ``seed``), if known.
+        git_commit: The project's git commit when the run was made (:func:`feedback.git_commit`:
+            ``HEAD``'s hash, ``-dirty`` appended when tracked files had uncommitted changes),
+            or None outside a git checkout.
+        dataset_hash: Hash of the arrays the run trained and was tested on (the trainer's
+            ``dataset_hash``: the same value means the same windows, labels and splits).
+        simulator_version: Simulator and version that generated the data, e.g.
+            ``ecg_synth/2``; None for recorded data. An integer becomes its string.
+
+    Together ``overrides``/``params``, ``seed``, ``git_commit``, ``dataset_hash`` and
+    ``simulator_version`` are what it takes to reproduce the run.
     """
 
     run_id: str
@@ -238,12 +253,30 @@ class RunRecord:
     dataset: str | None = None
     test_metrics: dict[str, float] = field(default_factory=dict)
     rationale: str | None = None
+    seed: int | None = None
+    git_commit: str | None = None
+    dataset_hash: str | None = None
+    simulator_version: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("run_id", "campaign", "arm", "metric"):
             _text(name, getattr(self, name))
-        for name in ("trial_id", "error", "model", "dataset", "rationale"):
+        if isinstance(self.simulator_version, int) and not isinstance(self.simulator_version, bool):
+            self.simulator_version = str(self.simulator_version)
+        for name in (
+            "trial_id", "error", "model", "dataset", "rationale",
+            "git_commit", "dataset_hash", "simulator_version",
+        ):  # fmt: skip
             _text(name, getattr(self, name), optional=True)
+        if self.seed is not None and (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not _INT64_MIN <= self.seed <= _INT64_MAX
+        ):
+            raise FeedbackError(
+                f"seed must be an integer that fits in 64 bits (the trainer's cfg.seed) or None, "
+                f"but got {self.seed!r}."
+            )
         if isinstance(self.tier, bool) or self.tier not in TIERS:
             raise FeedbackError(
                 f"tier must be one of {TIERS} (0 Optuna tuning, 2 generated config, 3 generated "
@@ -338,11 +371,13 @@ class RunRecord:
         tokens_in: int = 0,
         tokens_out: int = 0,
         rationale: str | None = None,
+        git_commit: str | None = None,
     ) -> RunRecord:
         """Build a record from the trainer's artifacts in ``run_dir``.
 
         Reads ``summary.json`` (status, metric, mode, best value and epoch, epochs run,
-        parameter count, duration, UTC start/finish, model, dataset, test metrics, error;
+        parameter count, duration, UTC start/finish, model, dataset, test metrics, error,
+        and the provenance ``seed``, ``dataset_hash`` and ``simulator_version``;
         the test confusion matrix ``test_confusion`` becomes ``test/cm_<true>_<pred>`` counts
         in ``test_metrics``, as a campaign trial reports it),
         ``metrics.jsonl`` (epochs run, when there is no summary) and ``config.yaml`` (model
@@ -372,6 +407,8 @@ class RunRecord:
             tokens_in: See :class:`RunRecord`.
             tokens_out: See :class:`RunRecord`.
             rationale: See :class:`RunRecord`.
+            git_commit: See :class:`RunRecord`; the trainer does not know it, the driver
+                does (:func:`feedback.git_commit`).
 
         Raises:
             FeedbackError: ``run_dir`` does not exist, ``summary.json`` is not JSON or has an
@@ -459,6 +496,10 @@ class RunRecord:
             dataset=summary.get("dataset"),
             test_metrics=test,
             rationale=rationale,
+            seed=summary.get("seed"),
+            git_commit=git_commit,
+            dataset_hash=summary.get("dataset_hash"),
+            simulator_version=summary.get("simulator_version"),
         )
 
     @classmethod
@@ -482,6 +523,7 @@ class RunRecord:
         tokens_in: int = 0,
         tokens_out: int = 0,
         rationale: str | None = None,
+        git_commit: str | None = None,
     ) -> RunRecord:
         """Build a record from a Ray Tune result dict (``Result.metrics`` or a callback's).
 
@@ -490,8 +532,11 @@ class RunRecord:
         ``result["config"]`` flattened into dotted keys; ``epochs_run`` is the result's
         ``epochs_run`` when reported, else ``training_iteration``; ``duration_s`` is
         ``time_total_s``; ``finished_at`` is ``timestamp`` (epoch seconds) and ``started_at``
-        that minus the duration. Optional keys ``best_epoch``, ``num_params`` and ``model``
-        are copied when present.
+        that minus the duration. Optional keys ``best_epoch``, ``num_params``, ``model`` and
+        the provenance the trainer reports (``seed``, ``dataset_hash``,
+        ``simulator_version``: the trainable copies them from the trainer's summary) are
+        copied when present; ``git_commit`` comes from the caller (the driver's
+        :func:`feedback.git_commit`).
 
         Raises:
             FeedbackError: Neither ``run_id`` nor ``result["trial_id"]`` is given.
@@ -539,6 +584,10 @@ class RunRecord:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             rationale=rationale,
+            seed=result.get("seed"),
+            git_commit=git_commit,
+            dataset_hash=result.get("dataset_hash"),
+            simulator_version=result.get("simulator_version"),
         )
 
 

@@ -55,9 +55,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ._configs import ConfigResult, rank_configs
 from ._errors import CorruptFragmentWarning, FeedbackError
 from ._records import Event, ParamValue, RunRecord, load_epoch_metrics
-from ._schema import KEYS, SCHEMA_VERSION, SCHEMAS, check_schema
+from ._schema import KEYS, SCHEMA_VERSION, SCHEMAS, check_schema, conform_table
 
 if TYPE_CHECKING:
     from .signals import SignalThresholds
@@ -237,6 +238,25 @@ class FeedbackStore:
 
     def __repr__(self) -> str:
         return f"FeedbackStore({str(self._root)!r})"
+
+    # A store pickles (and copies) as its root and options: the copy re-opens the folder with
+    # empty caches, which are a per-object read optimisation, not state (the files are).
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "root": str(self._root),
+            "fanout": self._fanout,
+            "fsync": self._fsync,
+            "cache_max_rows": self._cache_max_rows,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        FeedbackStore.__init__(
+            self,
+            state["root"],
+            fanout=state["fanout"],
+            fsync=state["fsync"],
+            cache_max_rows=state["cache_max_rows"],
+        )
 
     # --- writing --------------------------------------------------------------------
 
@@ -521,7 +541,7 @@ class FeedbackStore:
         except _CORRUPT as e:
             self._skip(path, e)
             return None
-        table = table.replace_schema_metadata(SCHEMAS[kind].metadata)
+        table = conform_table(table, SCHEMAS[kind])  # older versions: new fields null
         if table.num_rows == rows and rows <= self._cache_max_rows:
             self._cache[kind][name] = table
         return table
@@ -619,7 +639,12 @@ class FeedbackStore:
         tier: int | Collection[int] | None = None,
         metric: str | None = None,
     ) -> RunRecord | None:
-        """The completed run with the best value (by its mode); earliest wins ties.
+        """The best run: the best-valued run of the configuration with the best mean.
+
+        A configuration (arm + params) evaluated once is ranked by its value, so without
+        repeats this is the completed run with the best value (by its mode); earliest wins
+        ties. With repeats (`search.repeats`) a lucky single value loses to a configuration
+        whose seeds agree on a better mean (`best_config` gives the mean and spread).
 
         Returns:
             None when no run completed.
@@ -628,6 +653,18 @@ class FeedbackStore:
             FeedbackError: The selected runs use more than one metric or mode and
                 ``metric`` was not given.
         """
+        found = self.best_config(campaign, arm=arm, tier=tier, metric=metric)
+        return None if found is None else found.best_run
+
+    def best_config(
+        self,
+        campaign: str | None = None,
+        *,
+        arm: str | Collection[str] | None = None,
+        tier: int | Collection[int] | None = None,
+        metric: str | None = None,
+    ) -> ConfigResult | None:
+        """The configuration with the best mean over its completed runs (see `best`)."""
         table = self.table(campaign=campaign, arm=arm, tier=tier, status="completed")
         if metric is not None:
             table = table.filter(pc.equal(table["metric"], metric))
@@ -639,9 +676,15 @@ class FeedbackStore:
                 "best() needs one metric and mode, but the runs use "
                 f"{[(p['metric'], p['mode']) for p in pairs]}; pass metric=."
             )
+        mode = pairs[0]["mode"]
+        keys = table.select(["arm", "params"]).to_pylist()
+        if len({(k["arm"], k["params"]) for k in keys}) < len(keys):  # repeats: rank by mean
+            ranked = rank_configs((RunRecord._from_row(r) for r in table.to_pylist()), mode)
+            return ranked[0] if ranked else None
         values = table["value"].to_numpy()
-        idx = int(np.argmax(values) if pairs[0]["mode"] == "max" else np.argmin(values))
-        return RunRecord._from_row(table.slice(idx, 1).to_pylist()[0])
+        idx = int(np.argmax(values) if mode == "max" else np.argmin(values))
+        run = RunRecord._from_row(table.slice(idx, 1).to_pylist()[0])
+        return rank_configs([run], mode)[0]
 
     def curves(
         self,

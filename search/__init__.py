@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from search.arms import BASE_ARM, Arm, ArmRegistry
+    from search.contract import FINAL_KEY, RESERVED_KEY, RUN_ID_KEY
     from search.escalation import EscalationDecision, EscalationPolicy
-    from search.searcher import FINAL_KEY, RESERVED_KEY, RUN_ID_KEY, AgentSearcher
+    from search.searcher import AgentSearcher
     from search.space import SearchSpaceError, convert_search_space
 
 _EXPORTS = {
@@ -23,9 +24,9 @@ _EXPORTS = {
     "ArmRegistry": "search.arms",
     "EscalationDecision": "search.escalation",
     "EscalationPolicy": "search.escalation",
-    "FINAL_KEY": "search.searcher",
-    "RESERVED_KEY": "search.searcher",
-    "RUN_ID_KEY": "search.searcher",
+    "FINAL_KEY": "search.contract",
+    "RESERVED_KEY": "search.contract",
+    "RUN_ID_KEY": "search.contract",
     "AgentSearcher": "search.searcher",
     "SearchSpaceError": "search.space",
     "convert_search_space": "search.space",

@@ -35,7 +35,7 @@ REJECTED_CONSTRAINT = "approval_rejected"
 
 def trial_overrides(arm_overrides: Sequence[str], params: Mapping[str, Any]) -> list[str]:
     """The arm's fixed overrides, then each parameter as a Hydra `key=value` override."""
-    from search.campaign import format_override_value
+    from agent.overrides import format_override_value
 
     out = list(arm_overrides)
     for name, value in params.items():

@@ -6,13 +6,27 @@ config is arm `"base"` (tier 0); every accepted agent or human proposal adds an 
 3). `ArmRegistry.select` decides which arm the next trial uses.
 
 Selection rule (seeded, documented so runs can be reasoned about):
+    0. An arm with a queued repeat (another seed of an incumbent, `search.repeats`) goes first.
     1. Active arms whose started trials (finished + running) number fewer than
        `min_trials_per_arm` go first: the one with the fewest started trials, ties broken by
        creation order. New arms therefore get their trials as soon as they exist.
-    2. Otherwise, with probability `exploit_prob`, *exploit*: the arm with the best value so
-       far (`max` or `min` per the mode); arms without a value are skipped.
-    3. Otherwise (or when no arm has a value yet), *explore*: the arm with the fewest started
-       trials, ties broken by the seeded RNG (a round robin over the least-tried arms).
+    2. Otherwise, with probability `exploit_prob`, *Thompson sampling on each arm's top-k*:
+       each arm with values gets one draw from a normal centred on the mean of its best
+       `top_k` values (3 by default; fewer when it has fewer) with standard deviation
+       `noise / sqrt(m)` (`m` values in that mean; `noise` is the goal's noise when set, else
+       the pooled within-arm standard deviation of the campaign's values), and the best draw
+       wins (`search.bandit`). One lucky value moves an arm's top-3 mean by a third of its
+       luck, so it cannot lock the campaign in, and an arm close to the leader keeps a share
+       of the trials in proportion to how likely it is to be better. Until some arm has two
+       values (no spread to draw with) the best mean wins.
+    3. Otherwise (or before any arm has a value), *explore*: the arm with the fewest
+       started trials, ties broken by the seeded RNG (a round robin over the least-tried arms).
+
+A new arm starts from what earlier arms learned about the parameters it shares with them
+(`trainer.lr`, `trainer.batch_size`, `trainer.weight_decay`, ...): its first trial takes the
+best arm's values of the shared parameters that lie inside its own space (its sampler draws
+the rest), unless the proposal that created it already queued a trial, whose missing shared
+parameters are filled the same way.
 
 An arm is *retired* (never selected again) after `max_arm_failures` consecutive failed trials
 without a single usable value, or when the drift signal finds its own values degrading while
@@ -23,6 +37,7 @@ fallback when every other arm is.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +47,9 @@ import optuna
 from optuna.distributions import BaseDistribution
 
 from agent.proposer import ArmSummary, model_from_overrides
+from search.bandit import thompson_pick
+from search.samplers import SAMPLERS, make_sampler
+from search.space import within
 
 __all__ = ["BASE_ARM", "Arm", "ArmOrigin", "ArmRegistry"]
 
@@ -69,6 +87,11 @@ class Arm:
         best_params: parameters of the best trial.
         retired: never selected again when True.
         tokens_charged: whether the proposal's tokens were already written to a record.
+        queued_origins: the recorded origin of each trial queued in the study, oldest first.
+        values: usable, feasible values of the finished trials, in finishing order.
+        repeat_seeds: the seed of each queued ``repeat`` trial, oldest first.
+        warm_params: the best arm's values of the shared parameters when this arm was created
+            (the start of its first trial; empty for the first arm).
     """
 
     name: str
@@ -95,6 +118,9 @@ class Arm:
     retired: bool = False
     tokens_charged: bool = False
     queued_origins: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    repeat_seeds: list[int] = field(default_factory=list)
+    warm_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_started(self) -> int:
@@ -132,10 +158,6 @@ def fitted_startup_trials(budget: int) -> int:
     return max(2, min(10, budget // 5))
 
 
-SAMPLERS: tuple[str, ...] = ("tpe", "gp")
-"""The Optuna samplers an arm's study may use (`ArmRegistry`'s `sampler`)."""
-
-
 class ArmRegistry:
     """Ordered collection of arms plus the selection rule (see the module docstring).
 
@@ -144,13 +166,15 @@ class ArmRegistry:
         seed: base seed; arm `i` (creation order) gets a TPE sampler seeded `seed + i`
             (None: unseeded).
         min_trials_per_arm: trials each arm gets before exploitation may skip it.
-        exploit_prob: probability of picking the best arm once every arm had its trials.
+        exploit_prob: probability that the choice, once every arm had its trials, is the
+            Thompson draw on the arms' top-k means (else the least-tried arm).
+        top_k: how many of an arm's best values its Thompson draw is centred on.
+        noise: standard deviation of one evaluation (the goal's `escalation.noise`), the
+            spread of the Thompson draws; None estimates it from the arms' values.
         max_arm_failures: consecutive failures (with no usable value) that retire an arm.
         tpe_kwargs: extra keyword arguments for every sampler (`TPESampler` or `GPSampler`).
-        sampler: each arm's Optuna sampler: "tpe" (`TPESampler`, Optuna's default and the
-            cheapest per suggestion) or "gp" (`GPSampler`, Gaussian-process Bayesian
-            optimisation: at 20-50 trials its final regret is 0.59x TPE's in geometric mean
-            over six test functions, `bench/tpe_settings.py`, at ~0.1 s per suggestion).
+        sampler: each arm's Optuna sampler, one of `search.samplers.SAMPLERS` ("tpe", "gp",
+            "auto"; see that module for what each costs and gains).
     """
 
     def __init__(
@@ -163,6 +187,8 @@ class ArmRegistry:
         max_arm_failures: int = 3,
         tpe_kwargs: Mapping[str, Any] | None = None,
         sampler: str = "tpe",
+        top_k: int = 3,
+        noise: float | None = None,
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}.")
@@ -172,6 +198,10 @@ class ArmRegistry:
             raise ValueError(f"`min_trials_per_arm` must be >= 0, got {min_trials_per_arm}.")
         if not 0.0 <= exploit_prob <= 1.0:
             raise ValueError(f"`exploit_prob` must lie in [0, 1], got {exploit_prob}.")
+        if top_k < 1:
+            raise ValueError(f"`top_k` must be >= 1, got {top_k}.")
+        if noise is not None and not (math.isfinite(noise) and noise >= 0):
+            raise ValueError(f"`noise` must be a finite number >= 0 or None, got {noise}.")
         if max_arm_failures < 1:
             raise ValueError(f"`max_arm_failures` must be >= 1, got {max_arm_failures}.")
         self.mode = mode
@@ -181,6 +211,8 @@ class ArmRegistry:
         self.max_arm_failures = max_arm_failures
         self.tpe_kwargs = dict(tpe_kwargs or {})
         self.sampler = sampler
+        self.top_k = top_k
+        self.noise = noise
         self.arms: dict[str, Arm] = {}
         self.rng = random.Random(seed)
 
@@ -237,11 +269,7 @@ class ArmRegistry:
         if tier not in (0, 2, 3):
             raise ValueError(f"An arm's tier must be 0, 2 or 3, got {tier!r}.")
         seed = None if self.seed is None else self.seed + len(self.arms)
-        sampler: optuna.samplers.BaseSampler
-        if self.sampler == "gp":
-            sampler = optuna.samplers.GPSampler(seed=seed, **self.tpe_kwargs)
-        else:
-            sampler = optuna.samplers.TPESampler(seed=seed, **self.tpe_kwargs)
+        sampler = make_sampler(self.sampler, seed, self.tpe_kwargs)
         unique = self.unique_name(name)
         study = optuna.create_study(
             study_name=f"arm-{unique}",
@@ -266,9 +294,27 @@ class ArmRegistry:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
         )
+        arm.warm_params = self.shared_best_params(arm.space)
         self.arms[arm.name] = arm
         logger.info("New arm %r (tier %d): %s", arm.name, tier, list(arm.overrides))
         return arm
+
+    def shared_best_params(self, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+        """The best arm's values of the parameters of `space` it shares (inside `space`).
+
+        Empty before any arm has a value. A value outside the new space (another range, a
+        choice the new arm lacks) is left for the new arm's sampler.
+        """
+        best = self.best()
+        if best is None:
+            return {}
+        return {k: v for k, v in best.best_params.items() if k in space and within(space[k], v)}
+
+    def enqueue_repeat(self, arm: Arm, params: Mapping[str, Any], seed: int) -> None:
+        """Queue another evaluation of `params` in `arm`, trained with `seed`; it runs next."""
+        arm.study.enqueue_trial(dict(params), skip_if_exists=False)
+        arm.queued_origins.append("repeat")
+        arm.repeat_seeds.append(seed)
 
     def enqueue(self, arm: Arm, params: Mapping[str, Any], origin: str) -> None:
         """Make `params` (restricted to the arm's space) the arm's next Optuna suggestion.
@@ -283,6 +329,10 @@ class ArmRegistry:
         unknown = sorted(set(params) - set(fixed))
         if unknown:
             logger.warning("Arm %r: ignoring parameters outside its space: %s", arm.name, unknown)
+        if arm.n_started == 0 and not arm.queued_origins:
+            # The arm's first trial: shared parameters the proposal left open start where the
+            # best arm found them.
+            fixed = {**{k: v for k, v in arm.warm_params.items() if k not in fixed}, **fixed}
         if not fixed:
             return
         arm.study.enqueue_trial(fixed, skip_if_exists=False)
@@ -320,6 +370,7 @@ class ArmRegistry:
             return
         arm.consecutive_failures = 0
         arm.n_completed += 1
+        arm.values.append(value)
         if _better(value, arm.best_value, self.mode):
             arm.best_value = value
             arm.best_params = dict(params)
@@ -372,18 +423,33 @@ class ArmRegistry:
         arms = self.active()
         if not arms:
             raise LookupError("No arm to select: the registry is empty.")
+        repeating = [a for a in arms if "repeat" in a.queued_origins]
+        if repeating:  # re-evaluations of an incumbent run first: they settle the best
+            return repeating[0]
         needy = [a for a in arms if a.n_started < self.min_trials_per_arm]
         if needy:
-            return min(needy, key=lambda a: a.n_started)  # min() keeps creation order on ties
-        with_value = [a for a in arms if a.best_value is not None]
-        if with_value and self.rng.random() < self.exploit_prob:
-            best = with_value[0]
-            for arm in with_value[1:]:
-                if _better(arm.best_value, best.best_value, self.mode):  # type: ignore[arg-type]
-                    best = arm
-            return best
+            return self._started(min(needy, key=lambda a: a.n_started))  # ties: creation order
+        if self.rng.random() < self.exploit_prob:
+            drawn = thompson_pick(
+                arms,
+                self.arms.values(),
+                mode=self.mode,
+                top_k=self.top_k,
+                noise=self.noise,
+                rng=self.rng,
+            )
+            if drawn is not None:
+                return self._started(drawn)
         fewest = min(a.n_started for a in arms)
-        return self.rng.choice([a for a in arms if a.n_started == fewest])
+        return self._started(self.rng.choice([a for a in arms if a.n_started == fewest]))
+
+    def _started(self, arm: Arm) -> Arm:
+        """`arm`, its warm start queued when it is about to run its very first trial."""
+        if arm.n_started == 0 and not arm.queued_origins and arm.warm_params:
+            arm.study.enqueue_trial(dict(arm.warm_params), skip_if_exists=False)
+            arm.queued_origins.append("optuna")
+            logger.info("Arm %r starts from the best arm's %s.", arm.name, arm.warm_params)
+        return arm
 
     def tried_models(self) -> list[str]:
         """Models of arms that have at least one started trial, in creation order."""

@@ -2,6 +2,7 @@
 
 Subcommands:
     run         run a campaign goal (`agentune run mitbih:aami3_quick`).
+    submit      run a campaign goal as a Ray job on a cluster (`agentune submit GOAL`).
     list        list the campaign goals.
     train       one training run of the biosignals workload (Hydra overrides follow).
     dashboard   regenerate a campaign's HTML dashboard, or draw a demo one.
@@ -128,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from search.campaign import CampaignError, load_goal
+    from search.goals import CampaignError, load_goal
     from search.runner import CampaignOptions, run_campaign
 
     if args.budget is not None and args.budget < 1:
@@ -153,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         api_base=args.api_base,
         resume=args.resume,
         storage=Path(args.storage) if args.storage else None,
+        stamp=args.stamp,
     )
     console = Console(highlight=False, soft_wrap=True)
     budget = args.budget or goal.budget
@@ -192,6 +194,9 @@ def _run(args: argparse.Namespace) -> int:
             f"best: {best.metric}={best.value:.4f} (arm {best.arm}, tier {best.tier}, "
             f"model {best.model}, {best.num_params:,} params)"
         )
+        config = result.best_config
+        if config is not None and config.n > 1:
+            console.print(f"best config's {best.metric}: {config.describe()} over its seeds")
         params = (f"{k}={v}" for k, v in sorted(best.params.items()))
         console.print("best config: " + " ".join([*best.overrides, *params]))
     else:
@@ -246,7 +251,7 @@ def _check_model(args: argparse.Namespace) -> int:
 
 def _list() -> int:
     """Every goal of the campaign files that load; one stderr line per file that does not."""
-    from search.campaign import scan_goals
+    from search.goals import scan_goals
 
     goals, errors = scan_goals()
     for spec, description in goals:
@@ -254,6 +259,71 @@ def _list() -> int:
     for error in errors:
         print(f"agentune list: {' '.join(str(error).split())}", file=sys.stderr)
     return EXIT_USAGE if errors else EXIT_OK
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """Submit the goal as a Ray job; print how to follow it (or follow it with --follow)."""
+    from search.goals import CampaignError, load_goal
+    from search.submit import auth_headers, follow_job, plan_submission, submit_job
+
+    try:
+        goal = load_goal(args.goal, compose=True)
+        plan = plan_submission(
+            goal,
+            address=args.address,
+            budget=args.budget,
+            storage=Path(args.storage) if args.storage else None,
+            model=args.model,
+            api_base=args.api_base,
+            env_names=args.env or (),
+        )
+        headers = auth_headers()
+        submit_job(plan, headers=headers)
+    except CampaignError as e:  # SubmitError is one
+        raise UsageError(str(e)) from e
+    for line in plan.instructions(token=bool(headers)):
+        print(line, flush=True)
+    if not args.follow:
+        return EXIT_OK
+    try:
+        status = follow_job(plan, headers=headers)
+    except CampaignError as e:
+        raise UsageError(str(e)) from e
+    print(f"job {plan.submission_id}: {status}")
+    return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+
+
+def _add_submit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    submit = sub.add_parser(
+        "submit",
+        help="run a campaign goal as a job on a Ray cluster (ray job submit with the project "
+        "as working dir)",
+        description="Exit 0: submitted (with --follow: the job succeeded); 1: the followed "
+        "job failed; 2: bad input or the cluster refused (one line on stderr).",
+    )
+    submit.add_argument("goal", help="FILE:GOAL (see `agentune list`)")
+    submit.add_argument(
+        "--address",
+        help="the cluster dashboard's URL (default $RAY_API_SERVER_ADDRESS, else "
+        "http://127.0.0.1:8265: the head's dashboard, or an SSH tunnel to it)",
+    )
+    submit.add_argument("--budget", type=int, help="trials to run (default: the goal's budget)")
+    submit.add_argument(
+        "--storage",
+        help="absolute folder for campaign directories on the node running the job (default "
+        "./agentune_runs made absolute, right for a cluster on this machine)",
+    )
+    submit.add_argument("--model", help="the agent's model (as agentune run --model)")
+    submit.add_argument("--api-base", help="an OpenAI-compatible server (as agentune run)")
+    submit.add_argument(
+        "--env",
+        action="append",
+        metavar="NAME",
+        help="forward this shell's variable NAME to the job (e.g. ANTHROPIC_API_KEY); the "
+        "goal's llm.api_key_env is forwarded without it. Values never enter the upload or "
+        "the job metadata",
+    )
+    submit.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--resume", action="store_true", help="continue this goal's newest campaign")
     run.add_argument("--storage", help="folder for campaign directories (default ./agentune_runs)")
+    run.add_argument(
+        "--stamp",
+        help="name of the campaign's folder instead of the UTC start time (agentune submit "
+        "sets it, so the job's metadata can name the paths before the job starts)",
+    )
+    _add_submit_parser(sub)
     sub.add_parser("list", help="list the campaign goals")
     check = sub.add_parser(
         "check-model",
@@ -340,6 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dashboard(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "submit":
+            return _submit(args)
         if args.command == "list":
             return _list()
         if args.command == "check-model":

@@ -13,11 +13,14 @@ action             decision
 ``change_lr``      keep tuning: the numeric space already covers the learning rate
                    (stagnation within patience, or drift; on drift within an arm
                    that does not hold the best value the searcher also retires that
-                   arm, `ArmRegistry.retire_for_drift`, so its trials go to the others)
+                   arm, `ArmRegistry.retire_for_drift`, so its trials go to the others;
+                   with `repeats`, every new incumbent is re-evaluated with other
+                   seeds, `search.repeats`, so the best is a mean, not one lucky value)
 ``change_model``   ask the proposer for tier-2 proposals (config variants) while
-                   some model in `models` is untried or `models` is empty; once
-                   every listed model was tried, ask for tier 3 (generated models)
-                   if `max_tier >= 3`, else tier 2 again
+                   some model in `models` is not yet tuned or `models` is empty;
+                   once every listed model was tuned (had `min_trials_per_arm`
+                   finished runs, `search.escalator`), ask for tier 3 (generated
+                   models) if `max_tier >= 3`, else tier 2 again
 ``stop``           stop: `suggest` returns FINISHED once running trials are done
 =================  ==============================================================
 
@@ -146,5 +149,5 @@ class EscalationPolicy:
                 "tune", action, None, (*why, f"agent request budget spent ({self.max_requests})")
             )
         if tier == 3:
-            why = (*why, f"every listed model was tried ({', '.join(self.models)})")
+            why = (*why, f"every listed model was tuned ({', '.join(self.models)})")
         return EscalationDecision("propose", action, tier, why)

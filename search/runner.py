@@ -12,7 +12,11 @@
 4. Runs Tune with an `AgentSearcher` (per-arm Optuna, escalation through the proposer, every
    proposal through the safety layer's `ProposalCheck` for this campaign's config) for
    `budget` trials, `max_concurrent` at a time, within the goal's wall-time budget, printing
-   one line per finished trial.
+   one line per finished trial, while `search.metrics` exports the campaign's metrics
+   (best value, trials, tier, signals, agent use) to Ray's Prometheus endpoint. Each trial
+   asks for the goal's `resources` (refused at once when no node of an embedded Ray has
+   them); one that raises or whose worker dies is retried `max_failures` times from its
+   last checkpoint, each retry a ``note`` event, and a spent one is recorded with its error.
 5. Writes the dashboard and returns a `CampaignResult` (best run, paths).
 """
 
@@ -24,15 +28,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ray.tune import Callback
-
 from agent.safety.proposals import ProposalCheck
 from search.arms import fitted_startup_trials
-from search.campaign import (
+from search.campaign_dirs import campaign_directory, campaign_name
+from search.goals import (
     CampaignError,
     CampaignGoal,
     check_goal_composes,
@@ -40,17 +42,22 @@ from search.campaign import (
 )
 from search.searcher import AgentSearcher, Constraint
 from search.trainable import TrialSpec, make_trainable
+from search.tune_hooks import (
+    RunReporter,
+    attach_approval_hook,
+    attach_reporter,
+    trial_dirname,
+    tuner_searcher,
+)
 
 if TYPE_CHECKING:
     from agent.hooks import ApprovalHook
     from agent.smolagents_proposer import SmolagentsProposer
-    from feedback import FeedbackStore, RunRecord
+    from feedback import ConfigResult, FeedbackStore, RunRecord, SignalThresholds
+    from search.metrics import CampaignMetrics, CampaignSnapshot
 
 logger = logging.getLogger(__name__)
 
-STORAGE_ENV = "AGENTUNE_STORAGE"
-DEFAULT_STORAGE = "agentune_runs"
-_TIMESTAMP = "%Y%m%d-%H%M%S"
 
 Approval = Literal["auto", "terminal"]
 # The most one agent call may take (model requests, tool calls, smoke tests together).
@@ -74,6 +81,12 @@ class CampaignOptions:
         storage: root folder of campaign directories (default `$AGENTUNE_STORAGE` or
             `./agentune_runs`).
         seed: seed for the searcher (default the goal's, else 0).
+        stamp: the campaign directory's name instead of the UTC start time (`agentune submit`
+            passes its submission's timestamp, so the job metadata can name the history's
+            path before the job starts); refused when that directory exists; ignored with
+            `resume`.
+        metrics: export the campaign's metrics through `ray.util.metrics`
+            (`search.metrics.METRICS`) while it runs.
     """
 
     budget: int | None = None
@@ -84,6 +97,8 @@ class CampaignOptions:
     resume: bool = False
     storage: Path | None = None
     seed: int | None = None
+    stamp: str | None = None
+    metrics: bool = True
 
 
 @dataclass
@@ -93,7 +108,9 @@ class CampaignResult:
     Attributes:
         campaign: the campaign's name in the history (`mitbih-aami3_quick-20261125-210000`).
         campaign_dir: its folder; `history_dir` and `dashboard` live inside.
-        best: the best completed, feasible run, or None.
+        best: the best completed, feasible run (of the configuration with the best mean), or
+            None.
+        best_config: that configuration's evaluations (mean and spread over its seeds).
         n_runs: runs recorded in the history.
         counts: runs per status.
         stop_reason: why the search ended.
@@ -111,36 +128,7 @@ class CampaignResult:
     stop_reason: str = ""
     duration_s: float = 0.0
     summary: str = ""
-
-
-def storage_root(storage: Path | None) -> Path:
-    """The folder that holds campaign directories, absolute (Ray jobs run in a copy of cwd)."""
-    root = storage or Path(os.environ.get(STORAGE_ENV, DEFAULT_STORAGE))
-    return root.expanduser().resolve()
-
-
-def campaign_directory(goal: CampaignGoal, options: CampaignOptions) -> Path:
-    """A fresh `<storage>/<file>-<goal>/<timestamp>/`, or with `resume` the newest existing one.
-
-    Raises:
-        CampaignError: `resume` with no earlier campaign of this goal.
-    """
-    goal_dir = storage_root(options.storage) / goal.spec.replace(":", "-")
-    if options.resume:
-        earlier = sorted(p for p in goal_dir.glob("*") if (p / "history").is_dir())
-        if not earlier:
-            raise CampaignError(
-                f"--resume: no earlier campaign of {goal.spec} under {goal_dir}; run it "
-                "without --resume first, or pass the --storage it used"
-            )
-        return earlier[-1]
-    stamp = datetime.now(UTC).strftime(_TIMESTAMP)
-    path = goal_dir / stamp
-    suffix = 1
-    while path.exists():  # two campaigns started in the same second
-        path = goal_dir / f"{stamp}-{suffix}"
-        suffix += 1
-    return path
+    best_config: ConfigResult | None = None
 
 
 def searcher_constraints(goal: CampaignGoal) -> dict[str, Constraint]:
@@ -202,27 +190,26 @@ def campaign_approval_hook(options: CampaignOptions) -> ApprovalHook:
         raise CampaignError(str(e)) from e
 
 
-def attach_approval_hook(tuner: Any, hook: ApprovalHook) -> bool:
-    """Give the searcher of a restored Tuner this session's approval hook.
+def start_metrics(
+    history_dir: Path,
+    campaign: str,
+    thresholds: SignalThresholds | None,
+    searcher: AgentSearcher | None,
+) -> CampaignMetrics:
+    """Start exporting the campaign's metrics (`search.metrics`), refreshed every 10 s from
+    the history and the live searcher's `state_summary()` until `stop()`."""
+    from feedback import FeedbackStore
+    from search.metrics import CampaignMetrics, read_snapshot
 
-    `Tuner.restore` rebuilds the searcher from the copy pickled when the campaign started,
-    which holds the hook only if it pickles, and a terminal hook without the pause of this
-    session's progress display; the searcher's own `restore` then keeps a hook attached here.
-    Ray 2.60 keeps the searcher at `tuner._local_tuner._tune_config.search_alg`.
+    # A store object of its own: the searcher's is written on Tune's thread, and a store
+    # caches per object.
+    reader = FeedbackStore(history_dir)
+    summary = searcher.state_summary if searcher is not None else None
 
-    Returns:
-        Whether the hook was attached (False: the restored searcher keeps the saved one).
-    """
-    config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
-    searcher = getattr(config, "search_alg", None)
-    if not isinstance(searcher, AgentSearcher):
-        logger.warning(
-            "Could not find the restored searcher to attach the approval hook; it uses the "
-            "hook saved with the campaign."
-        )
-        return False
-    searcher.approval_hook = hook
-    return True
+    def read() -> CampaignSnapshot:
+        return read_snapshot(reader, campaign, thresholds=thresholds, searcher_summary=summary)
+
+    return CampaignMetrics(campaign, read).start()
 
 
 def resumed_budget(store: FeedbackStore, campaign: str, requested: int | None) -> int:
@@ -247,29 +234,6 @@ def resumed_budget(store: FeedbackStore, campaign: str, requested: int | None) -
             f"got --budget {requested}; drop --budget, or start a new campaign with it"
         )
     return saved
-
-
-def attach_reporter(tuner: Any, reporter: _RunReporter) -> bool:
-    """Make a restored Tuner report finished trials through this session's `reporter`.
-
-    The restored run config holds the callbacks pickled with the experiment, whose printing
-    hook stayed with the old driver; without this the resumed trials would be printed only
-    once the whole campaign ended. Runs already in the history are not printed again.
-
-    Returns:
-        Whether a saved reporter was found and replaced.
-    """
-    run_config = getattr(getattr(tuner, "_local_tuner", None), "_run_config", None)
-    callbacks = getattr(run_config, "callbacks", None)
-    if run_config is None or not isinstance(callbacks, list):
-        logger.warning("Could not find the restored run config; trial lines print at the end.")
-        return False
-    reporter.mark_reported()
-    replaced = [reporter if isinstance(cb, _RunReporter) else cb for cb in callbacks]
-    if reporter not in replaced:
-        replaced.append(reporter)
-    run_config.callbacks = replaced
-    return True
 
 
 def _init_ray(num_cpus: int | None = None) -> bool:
@@ -309,6 +273,38 @@ def _quiet_libraries() -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def check_trial_resources(goal: CampaignGoal, *, embedded: bool) -> None:
+    """Refuse a goal whose trials fit on no node of the Ray this campaign runs on.
+
+    Tune would wait forever for such a trial (it only warns). A trial's CPUs and GPUs must
+    come from one node. On a cluster the campaign joined, an autoscaler may still add a node
+    that fits (the cluster configs here start GPU workers on demand), so that is a warning.
+
+    Raises:
+        CampaignError: on an embedded Ray (this machine only) that cannot hold one trial.
+    """
+    import ray
+
+    cpu, gpu = goal.resources.cpu, goal.resources.gpu
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in nodes):
+        return
+    have = ", ".join(f"{n.get('CPU', 0):g} CPU/{n.get('GPU', 0):g} GPU" for n in nodes)
+    asked = f"each trial asks for {cpu:g} CPU and {gpu:g} GPU (resources:)"
+    if not embedded:
+        logger.warning(
+            "%s: %s, which no node of the cluster has now (%s); waiting for the autoscaler",
+            goal.spec, asked, have or "no nodes",
+        )  # fmt: skip
+        return
+    raise CampaignError(
+        f"{goal.spec}: {asked}, but the Ray started on this machine has {have or 'nothing'}, "
+        "so no trial could start; lower resources.cpu / resources.gpu in the goal (gpu: 0 "
+        "trains on CPU), or run it on a cluster that has them (RAY_ADDRESS, or agentune "
+        "submit: cluster/README.md)"
+    )
+
+
 def load_campaign_dataset(goal: CampaignGoal) -> Any:
     """Compose the goal's experiment once on the driver and load its dataset (cached on disk)."""
     from biosignals.data.cache import load_dataset
@@ -328,7 +324,7 @@ def run_campaign(
     """Run `goal` to the end and write its history and dashboard.
 
     Args:
-        goal: the loaded goal (`search.campaign.load_goal`).
+        goal: the loaded goal (`search.goals.load_goal`).
         options: command-line choices (budget, approval, model, resume, storage, seed).
         on_run: called on the driver for every finished run with the record, the latest
             recommendation and the best run so far (the CLI prints a line).
@@ -353,7 +349,7 @@ def run_campaign(
     # would otherwise fail every trial and end the campaign as "hopeless".
     check_goal_composes(goal, default_configs_dir())
     campaign_dir = campaign_directory(goal, options)
-    campaign = f"{goal.spec.replace(':', '-')}-{campaign_dir.name}"
+    campaign = campaign_name(goal, campaign_dir)
     history_dir = campaign_dir / "history"
     budget = options.budget or goal.budget
     approval_hook = campaign_approval_hook(options)
@@ -382,6 +378,7 @@ def run_campaign(
         )
     started_ray = _init_ray(num_cpus)
     try:
+        check_trial_resources(goal, embedded=started_ray)
         dataset = load_campaign_dataset(goal)
         spec = TrialSpec(
             experiment=goal.experiment,
@@ -423,13 +420,16 @@ def run_campaign(
             approval_hook=approval_hook,
             sampler=goal.sampler,
             tpe_kwargs={"n_startup_trials": fitted_startup_trials(budget)},
+            repeats=goal.repeats,
         )
-        reporter = _RunReporter(store, campaign, on_run)
+        reporter = RunReporter(store, campaign, on_run)
         ray_dir = campaign_dir / "ray"
         experiment = ray_dir / "experiment"
         if options.resume and tune.Tuner.can_restore(str(experiment)):
+            # Errored trials stay errored: they were retried max_failures times already and
+            # are in the history as failed (the searcher would ignore a second result).
             tuner = tune.Tuner.restore(
-                str(experiment), trainable=trainable, resume_errored=True, param_space={}
+                str(experiment), trainable=trainable, resume_errored=False, param_space={}
             )
             attach_approval_hook(tuner, approval_hook)
             attach_reporter(tuner, reporter)
@@ -450,9 +450,19 @@ def run_campaign(
                     callbacks=[reporter],
                     verbose=0,
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    failure_config=tune.FailureConfig(max_failures=goal.max_failures),
                 ),
             )
-        tuner.fit()
+        metrics = (
+            start_metrics(store.root, campaign, thresholds, tuner_searcher(tuner) or searcher)
+            if options.metrics
+            else None
+        )
+        try:
+            tuner.fit()
+        finally:
+            if metrics is not None:
+                metrics.stop()
         reporter.flush()
     finally:
         if started_ray:
@@ -488,11 +498,6 @@ def write_summary(
     return text
 
 
-def trial_dirname(trial: Any) -> str:
-    """Short trial folder names: Tune's default repeats the whole config, generated code too."""
-    return f"trial_{trial.trial_id}"
-
-
 def _finish(
     goal: CampaignGoal,
     campaign: str,
@@ -517,76 +522,16 @@ def _finish(
         else:
             stop_reason = "interrupted before the budget was spent; continue with --resume"
     dashboard = write_dashboard(campaign_dir, campaign=campaign)
+    best = store.best_config(campaign)
     return CampaignResult(
         campaign=campaign,
         campaign_dir=campaign_dir,
         history_dir=store.root,
         dashboard=dashboard,
-        best=store.best(campaign),
+        best=best.best_run if best else None,
+        best_config=best,
         n_runs=len(records),
         counts=counts,
         stop_reason=stop_reason,
         duration_s=duration,
     )
-
-
-def _latest_recommendation(store: FeedbackStore, campaign: str) -> str:
-    events = store.events(campaign=campaign, kind="recommendation")
-    return str(events[-1].data.get("action", "")) if events else "continue"
-
-
-class _RunReporter(Callback):
-    """Tune callback: after the searcher stored a finished trial, report it through `on_run`.
-
-    Tune calls the searcher's `on_trial_complete` before the callbacks, so the record is in
-    the store by then; records are reported once each, in finishing order.
-    """
-
-    def __init__(
-        self,
-        store: FeedbackStore,
-        campaign: str,
-        on_run: Callable[[RunRecord, str, RunRecord | None], None] | None,
-    ) -> None:
-        self._store = store
-        self._campaign = campaign
-        self._on_run = on_run
-        self._seen: set[str] = set()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks with the experiment state; the printing hook (which holds
-        # the terminal) and the store's caches stay with the live driver object.
-        state = dict(self.__dict__)
-        state["_on_run"] = None
-        state["_store"] = self._store.root
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from feedback import FeedbackStore
-
-        self.__dict__.update(state)
-        self._store = FeedbackStore(state["_store"])
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.flush()
-
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.flush()
-
-    def mark_reported(self) -> None:
-        """Count every run already in the store as reported (a resumed campaign's earlier
-        runs)."""
-        self._seen.update(r.run_id for r in self._store.runs(campaign=self._campaign))
-
-    def flush(self) -> None:
-        """Report every stored run not reported yet."""
-        if self._on_run is None:
-            return
-        new = [r for r in self._store.runs(campaign=self._campaign) if r.run_id not in self._seen]
-        if not new:
-            return
-        recommendation = _latest_recommendation(self._store, self._campaign)
-        best = self._store.best(self._campaign)
-        for record in new:
-            self._seen.add(record.run_id)
-            self._on_run(record, recommendation, best)

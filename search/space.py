@@ -342,3 +342,21 @@ def is_finite_number(value: object) -> TypeGuard[float]:
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
         return False
     return bool(math.isfinite(float(value)))
+
+
+def within(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether `value` is a point of `distribution` (a value an Optuna trial could take)."""
+    if isinstance(distribution, CategoricalDistribution):
+        return any(value == c and type(value) is type(c) for c in distribution.choices)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(distribution, IntDistribution) and not float(value).is_integer():
+        return False
+    if not isinstance(distribution, FloatDistribution | IntDistribution):
+        return False
+    if not distribution.low <= value <= distribution.high:
+        return False
+    if distribution.step is None:
+        return True
+    steps = (value - distribution.low) / distribution.step  # on the grid Optuna samples from
+    return abs(steps - round(steps)) < 1e-9

@@ -26,6 +26,11 @@ One trial:
        held-out test metrics as ``test/...`` floats (per-class Se/PPV and the confusion
        matrix's counts included), which the `AgentSearcher` turns into the trial's record
        (``test/...`` into `RunRecord.test_metrics`, never into what it decides on).
+
+Every report also says where the trial runs (`trial_placement`): ``node_id`` (the Ray node)
+and ``gpu_ids`` (the GPUs Ray gave it, as in its ``CUDA_VISIBLE_DEVICES``). A trial retried
+after a failure (`max_failures`: a raised error, a killed worker, a lost node) restarts from
+its last epoch checkpoint, wherever Ray places it, and reports its new place.
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
-from search.campaign import format_override_value, iter_override_items
-from search.searcher import FINAL_KEY, RESERVED_KEY, RUN_ID_KEY
+from agent.overrides import format_override_value, iter_override_items
+from search.contract import FINAL_KEY, RESERVED_KEY, RUN_ID_KEY
 
 if TYPE_CHECKING:
     from biosignals.trainer import TrainSummary
@@ -92,6 +97,8 @@ def trial_overrides(spec: TrialSpec, config: Mapping[str, Any]) -> list[str]:
     overrides += [
         f"{key}={format_override_value(value)}" for key, value in iter_override_items(params)
     ]
+    if type(meta.get("seed")) is int:  # a repeat: the same config trained with another seed
+        overrides.append(f"seed={meta['seed']}")
     return overrides
 
 
@@ -171,10 +178,31 @@ def _store_model_config(model: _GeneratedModel) -> None:
     ConfigStore.instance().store(group="model", name=model.name, node=dict(model.config))
 
 
+NODE_KEY = "node_id"
+"""Result key: the id of the Ray node the trial runs on (every report)."""
+
+GPU_IDS_KEY = "gpu_ids"
+"""Result key: the GPU ids Ray assigned the trial, comma-separated ("" without GPUs)."""
+
+
+def trial_placement() -> dict[str, str]:
+    """Where this trial runs: ``{NODE_KEY: node id, GPU_IDS_KEY: "0,1"}``.
+
+    The GPU ids are Ray's (`ray.get_gpu_ids()`), the ones it put in this process's
+    ``CUDA_VISIBLE_DEVICES``; a fractional request reports the GPU it shares. Call it inside
+    a Ray worker.
+    """
+    import ray
+
+    gpu_ids = ",".join(str(i) for i in ray.get_gpu_ids())
+    return {NODE_KEY: ray.get_runtime_context().get_node_id(), GPU_IDS_KEY: gpu_ids}
+
+
 def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> None:
     """Function trainable body: train one config and report to Tune (see module docstring)."""
     from biosignals.trainer import EpochReport, train
 
+    placement = trial_placement()
     generated = check_trial_config(config)
     overrides = trial_overrides(spec, config)
     logger.info("campaign %s: training with %s", spec.campaign or "-", " ".join(overrides))
@@ -202,7 +230,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
             with tempfile.TemporaryDirectory() as tmp:
                 report.save_checkpoint(Path(tmp))
                 tune.report(
-                    {**report.metrics, FINAL_KEY: False},
+                    {**report.metrics, FINAL_KEY: False, **placement},
                     checkpoint=tune.Checkpoint.from_directory(tmp),
                 )
 
@@ -240,7 +268,10 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, dataset: Any = None) -> N
                         )
                 except SafetyError as e:
                     raise TrialError(str(e)) from e
-        final = final_report(spec, summary, run_dir, tune.get_context().get_trial_id())
+        final = {
+            **final_report(spec, summary, run_dir, tune.get_context().get_trial_id()),
+            **placement,
+        }
         if "dir" not in last:
             tune.report(final)
             return
@@ -284,6 +315,16 @@ def final_report(
         "dataset": summary.dataset,
         "duration_s": summary.duration_s,
         "run_dir": str(run_dir),
+        # what reproduces the run (`RunRecord.seed`, `dataset_hash`, `simulator_version`)
+        "seed": summary.seed,
+        **{
+            k: v
+            for k, v in (
+                ("dataset_hash", summary.dataset_hash),
+                ("simulator_version", summary.simulator_version),
+            )
+            if v is not None
+        },
         **summary.test,
     }
     if summary.test_confusion is not None:

@@ -59,6 +59,7 @@ from agent.models.architectures import (
     mutations,
     render_source,
 )
+from agent.overrides import model_from_overrides, override_values
 from agent.prompts import FACTS_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -323,11 +324,7 @@ def _arm_model(arm: Mapping[str, Any]) -> str | None:
     model = arm.get("model")
     if isinstance(model, str) and model:
         return model
-    for item in reversed(list(arm.get("overrides") or ())):
-        key, sep, value = str(item).partition("=")
-        if sep and key.strip().lstrip("+~") == "model":
-            return value.strip()
-    return None
+    return model_from_overrides(str(item) for item in arm.get("overrides") or ())
 
 
 def _best_arm(facts: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -387,10 +384,7 @@ def _current_width(arm: Mapping[str, Any], model: str) -> int | None:
     params = arm.get("best_params") or {}
     width = params.get("model.width") if isinstance(params, dict) else None
     if width is None:
-        for item in arm.get("overrides") or ():
-            key, sep, value = str(item).partition("=")
-            if sep and key.strip() == "model.width":
-                width = value.strip()
+        width = override_values(str(item) for item in arm.get("overrides") or ()).get("model.width")
     if width is None:
         width = _config_width(model)
     try:

@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from agent.overrides import format_override_value
 from agent.safety.errors import UnsafeOverrideError
 from agent.safety.policy import NAME_PATTERN
 from agent.safety.values import (
@@ -67,8 +68,6 @@ MAX_OVERRIDE_LENGTH = 512
 _MAX_INT = 10**18
 _KEY_CHARS = re.compile(r"[A-Za-z0-9_.\-]+")
 _SEGMENT = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
-_BARE_STRING = re.compile(r"[A-Za-z_][A-Za-z0-9_\-/.]*")  # as search.campaign writes them
-_HYDRA_WORDS = frozenset({"true", "false", "null", "nan", "inf"})
 _ROOT_REASONS: Mapping[str, str] = {
     **{k: v for k, v in FIXED_KEYS.items() if "." not in k},
     **FIXED_ROOTS,
@@ -213,54 +212,35 @@ def group_options_in(config_directory: Path) -> dict[str, list[str]]:
 def format_value(value: Any) -> str:
     """A Python value as a Hydra override value that parses back to the same value.
 
-    The rules of `search.campaign.format_override_value` (copied: agent never imports
-    search): floats by `repr`, `true`/`false`/`null`, strings bare when unambiguous else
-    single-quoted, lists as `[a,b]`, mappings as `{k:v}`.
+    `agent.overrides.format_override_value` (the project's one formatter: floats by `repr`,
+    `true`/`false`/`null`, strings bare when unambiguous else single-quoted, lists as `[a,b]`,
+    mappings as `{k:v}`), stricter about numbers: an agent's value must be finite and at
+    most 1e18 in magnitude, at any depth.
 
     Raises:
-        UnsafeOverrideError: an interpolation, NaN/inf, or a type Hydra cannot spell.
+        UnsafeOverrideError: an interpolation, NaN/inf, a huge integer, or a type Hydra cannot
+            spell.
     """
-    if value is None:
-        return "null"
+    for item in _walk(value):
+        _check_number(item)
+    try:
+        return format_override_value(value)
+    except (TypeError, ValueError) as e:
+        raise UnsafeOverrideError(str(e)) from e
+
+
+def _check_number(value: Any) -> None:
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Integral):
-        if abs(int(value)) > _MAX_INT:
-            raise UnsafeOverrideError(
-                f"integers must be at most 1e18 in magnitude, got one of "
-                f"{int(value).bit_length()} bits; give an ordinary number"
-            )
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        if not math.isfinite(value):
-            raise UnsafeOverrideError(
-                f"values must be finite numbers, got {value!r}; give an ordinary number"
-            )
-        return repr(float(value))
-    if isinstance(value, str):
-        if "${" in value:
-            raise UnsafeOverrideError(
-                f"values may not hold interpolations ('${{'), got {value!r}; write a literal"
-            )
-        if _BARE_STRING.fullmatch(value) and value.lower() not in _HYDRA_WORDS:
-            return value
-        escaped = re.sub(
-            r"(\\*)('|\Z)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value
+        return
+    if isinstance(value, numbers.Integral) and abs(int(value)) > _MAX_INT:
+        raise UnsafeOverrideError(
+            f"integers must be at most 1e18 in magnitude, got one of "
+            f"{int(value).bit_length()} bits; give an ordinary number"
         )
-        return f"'{escaped}'"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        items = []
-        for k, v in value.items():
-            if not isinstance(k, str) or not _BARE_STRING.fullmatch(k):
-                raise UnsafeOverrideError(f"mapping keys must be plain names, got {k!r}; rename")
-            items.append(f"{k}:{format_value(v)}")
-        return "{" + ",".join(items) + "}"
-    raise UnsafeOverrideError(
-        f"cannot write a {type(value).__name__} as an override value, got {_short(value)}; "
-        "use str, int, float, bool, None or a list"
-    )
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        raise UnsafeOverrideError(
+            f"values must be finite numbers, got {value!r}; give an ordinary number"
+        )
 
 
 # --- one override -------------------------------------------------------------------------

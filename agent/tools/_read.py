@@ -18,6 +18,7 @@ from typing import Any
 
 from smolagents import tool
 
+from agent.overrides import override_values
 from agent.tools._context import ToolContext, ToolError, current_context, log_call
 from agent.tools._runs import RunRef, read_config, resolve_run, run_summary
 
@@ -228,10 +229,7 @@ def _settings(info: Mapping[str, Any]) -> dict[str, Any]:
         for k, v in _flatten(info.get("config") or {}).items()
         if k.split(".", 1)[0] not in _SKIPPED_ROOTS
     }
-    for item in info.get("overrides") or []:
-        key, sep, value = str(item).partition("=")
-        if sep:
-            flat[key.strip().lstrip("+~")] = value.strip()
+    flat.update(override_values(str(item) for item in info.get("overrides") or []))
     flat.update(info.get("params") or {})
     if info.get("model"):
         flat["model"] = info["model"]

@@ -1,14 +1,28 @@
-"""On-disk cache of built datasets, keyed by a hash of the dataset config.
+"""On-disk cache of built datasets, keyed by the dataset config and the data it reads.
 
-A trial never regenerates or re-segments data: `load_dataset` hashes the dataset config,
-finds ``<cache_dir>/datasets/<key>/`` and loads its arrays (one uncompressed .npy per array:
-a 100k-window ECG dataset loads in a fraction of a second), or calls the builder named by the
-config's ``_target_`` once and stores its result there.
+A trial never regenerates or re-segments data: `load_dataset` computes the key
+(`dataset_cache_key`), finds ``<cache_dir>/datasets/<key>/`` and loads its arrays (one
+uncompressed .npy per array: a 100k-window ECG dataset loads in a fraction of a second), or
+calls the builder named by the config's ``_target_`` once and stores its result there.
+
+What the key covers (so a changed input never reuses a stale entry):
+
+* the resolved config, the cache format and the builder module's ``DATASET_VERSION``;
+* for a builder that reads files (it takes a ``data_dir`` argument: the real MIT-BIH and
+  GalaxyPPG loaders), a fingerprint of every file under ``data_dir`` (`source_fingerprint`:
+  the relative name, size and SHA-256 of the content of each), so files replaced under the
+  same path rebuild the entry; hashing reads the files, about 0.1 s per 100 MB when they are
+  in the page cache;
+* for a simulator (no ``data_dir``), its module's ``SIMULATOR_VERSION``.
+
+Each entry also records the `compute_dataset_hash` of the arrays it holds: the loaded
+dataset's `SignalDataset.dataset_hash`, which runs record as their data's identity.
 
 Layout of one entry::
 
     <cache_dir>/datasets/<key[:32]>/
-        meta.json              name, task, class names, rate, meta, the config and full key
+        meta.json              name, task, class names, rate, meta, dataset_hash,
+                               simulator_version, the source fingerprint, config and full key
         train_x.npy  train_y.npy  train_groups.npy  train_features.npy   (same for val, test)
 
 Writes go to a temporary sibling directory that is renamed into place (`os.replace`, atomic
@@ -33,13 +47,20 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from biosignals.data.dataset import SPLITS, DatasetError, SignalDataset, Split
+from biosignals.data.dataset import (
+    SPLITS,
+    DatasetError,
+    SignalDataset,
+    Split,
+    compute_dataset_hash,
+)
 
 try:  # POSIX only; elsewhere concurrent builders may both build, and one rename wins.
     import fcntl
@@ -48,10 +69,89 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 2  # 2: per-window side features (<split>_features.npy)
+CACHE_FORMAT_VERSION = 3  # 3: dataset_hash, simulator_version, source fingerprint in meta
 """Bumped when the on-disk layout changes; part of every key."""
 
 _NOT_IN_KEY = frozenset({"cache_dir", "n_jobs"})  # where and how fast, not what
+SOURCE_ARG = "data_dir"
+"""The builder argument naming the directory a builder reads its files from."""
+_SLOW_FINGERPRINT_S = 5.0  # warn above this: every load of the dataset pays it
+
+
+@dataclass(frozen=True)
+class SourceFingerprint:
+    """What `source_fingerprint` found under a data directory.
+
+    Attributes:
+        files: number of files hashed.
+        bytes: their total size.
+        sha256: hex SHA-256 over each file's relative name, size and content SHA-256.
+    """
+
+    files: int
+    bytes: int
+    sha256: str
+
+
+def _data_files(root: Path) -> list[tuple[str, Path]]:
+    """(relative POSIX name, path) of every regular file under `root`, sorted by name.
+
+    Names starting with "." (and what is below such directories) are skipped: editor swap
+    files, .DS_Store, version-control metadata; no builder reads them. Symbolic links are
+    followed, each directory visited once.
+    """
+    found: list[tuple[str, Path]] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a link back up the tree
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.startswith(".") and path.is_file():
+                found.append((path.relative_to(root).as_posix(), path))
+    return sorted(found)
+
+
+def source_fingerprint(directory: str | Path) -> SourceFingerprint:
+    """Fingerprint the files under `directory` by name, size and content.
+
+    Any change to a file's bytes, a new, removed or renamed file changes the fingerprint;
+    the directory's own path and the files' times do not (the config already holds the
+    path; a copy with fresh timestamps is the same data). Hidden names are skipped (see
+    `_data_files`).
+
+    Raises:
+        DatasetError: `directory` is not a directory, or a file cannot be read.
+    """
+    root = Path(directory).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"cannot fingerprint {root}: not a directory")
+    started = time.perf_counter()
+    total = hashlib.sha256()
+    n_bytes = 0
+    files = _data_files(root)
+    for name, path in files:
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                content = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as e:
+            raise DatasetError(f"cannot read {path} to fingerprint the data: {e}") from e
+        n_bytes += size
+        total.update(f"{name}\0{size}\0{content}\n".encode())
+    elapsed = time.perf_counter() - started
+    log = logger.warning if elapsed > _SLOW_FINGERPRINT_S else logger.debug
+    log(
+        "fingerprinted %d files (%.1f MB) under %s in %.2f s%s",
+        len(files), n_bytes / 1e6, root, elapsed,
+        "; every load of this dataset re-reads them: point data_dir at the data only"
+        if elapsed > _SLOW_FINGERPRINT_S else "",
+    )  # fmt: skip
+    return SourceFingerprint(files=len(files), bytes=n_bytes, sha256=total.hexdigest())
 
 
 def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
@@ -99,6 +199,13 @@ def _builder(target: object) -> tuple[Callable[..., Any], Any]:
     return fn, sys.modules[fn.__module__]
 
 
+def _reads_files(fn: Callable[..., Any]) -> bool:
+    try:
+        return SOURCE_ARG in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to inspect: assume it generates
+        return False
+
+
 def _key_payload(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     plain = _plain_config(cfg)
     if "_target_" not in plain:
@@ -106,38 +213,48 @@ def _key_payload(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
             f"a dataset config needs a _target_ builder, got keys {sorted(plain)}; "
             "see configs/dataset/*.yaml"
         )
-    _, module = _builder(plain["_target_"])
-    return {
+    fn, module = _builder(plain["_target_"])
+    payload: dict[str, Any] = {
         "config": {k: v for k, v in plain.items() if k not in _NOT_IN_KEY},
         "cache_format": CACHE_FORMAT_VERSION,
         "builder_version": getattr(module, "DATASET_VERSION", None),
     }
+    if _reads_files(fn):
+        data_dir = plain.get(SOURCE_ARG)
+        # An unset or missing directory: no fingerprint; the builder then says what is wrong.
+        if data_dir is not None and str(data_dir).strip() and Path(data_dir).expanduser().is_dir():
+            payload["source"] = asdict(source_fingerprint(data_dir))
+    else:
+        payload["simulator_version"] = getattr(module, "SIMULATOR_VERSION", None)
+    return payload
 
 
-def dataset_cache_key(cfg: DictConfig | Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of the dataset config.
-
-    The hashed document is the resolved config (``_target_`` included; ``cache_dir`` and
-    ``n_jobs`` left out: they change where and how fast, not what), the cache format version and
-    the builder module's ``DATASET_VERSION`` (so changing a builder's output invalidates old
-    entries). Key order and interpolation do not matter; values do (``1800`` and ``1800.0``
-    differ).
-
-    Raises:
-        DatasetError: no ``_target_``, one outside ``biosignals.``, or a value JSON cannot
-            hold (NaN, objects).
-    """
+def _digest(payload: Mapping[str, Any]) -> str:
     try:
-        payload = json.dumps(
-            _key_payload(cfg),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=True,
-            allow_nan=False,
+        text = json.dumps(
+            payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
         )
     except (TypeError, ValueError) as e:
         raise DatasetError(f"a dataset config must hold plain JSON values to be hashed: {e}") from e
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dataset_cache_key(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of the dataset config and the data it reads.
+
+    The hashed document is the resolved config (``_target_`` included; ``cache_dir`` and
+    ``n_jobs`` left out: they change where and how fast, not what), the cache format version,
+    the builder module's ``DATASET_VERSION`` (so changing a builder's output invalidates old
+    entries) and either the `source_fingerprint` of ``data_dir`` (builders that take a
+    ``data_dir``: files replaced under the same path give another key) or the builder
+    module's ``SIMULATOR_VERSION`` (simulators). Key order and interpolation do not matter;
+    values do (``1800`` and ``1800.0`` differ).
+
+    Raises:
+        DatasetError: no ``_target_``, one outside ``biosignals.``, a value JSON cannot
+            hold (NaN, objects), or an unreadable file under ``data_dir``.
+    """
+    return _digest(_key_payload(cfg))
 
 
 @contextlib.contextmanager
@@ -187,7 +304,11 @@ def build_once(
 def save_dataset(
     dataset: SignalDataset, directory: str | Path, extra_meta: Mapping[str, Any] | None = None
 ) -> None:
-    """Write `dataset` into `directory` (created): one .npy per array plus meta.json."""
+    """Write `dataset` into `directory` (created): one .npy per array plus meta.json.
+
+    meta.json holds the `compute_dataset_hash` of the arrays written (`read_dataset` gives it
+    back as `SignalDataset.dataset_hash`) and the dataset's ``simulator_version``.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
@@ -208,6 +329,9 @@ def save_dataset(
         "target_name": dataset.target_name,
         "feature_names": list(dataset.feature_names),
         "meta": dataset.meta,
+        # of the arrays as written, whatever the builder set
+        "dataset_hash": compute_dataset_hash(dataset),
+        "simulator_version": dataset.simulator_version,
         **(extra_meta or {}),
     }
     try:
@@ -255,6 +379,8 @@ def read_dataset(directory: str | Path) -> SignalDataset:
         target_name=meta["target_name"],
         feature_names=list(meta["feature_names"]),
         meta=dict(meta["meta"]),
+        dataset_hash=meta.get("dataset_hash"),
+        simulator_version=meta.get("simulator_version"),
     )
 
 
@@ -282,12 +408,15 @@ def load_dataset(
         rebuild: ignore and replace an existing entry.
 
     Returns:
-        The `SignalDataset`; ``meta["cache_key"]`` holds the key.
+        The `SignalDataset`; ``meta["cache_key"]`` holds the key, ``dataset_hash`` the hash
+        of its arrays and ``simulator_version`` what the builder set (None for files read).
 
     Raises:
-        DatasetError: bad ``_target_``, or whatever the builder raises about its data.
+        DatasetError: bad ``_target_``, source files that changed while the dataset was
+            being built (load again), or whatever the builder raises about its data.
     """
-    key = dataset_cache_key(dataset_cfg)
+    payload = _key_payload(dataset_cfg)
+    key = _digest(payload)
     root = resolve_cache_dir(cache_dir)
     entry = root / "datasets" / key[:32]
     if rebuild and entry.exists():
@@ -307,7 +436,14 @@ def load_dataset(
             raise DatasetError(
                 f"builder {plain['_target_']} returned {type(dataset).__name__}, not SignalDataset"
             )
-        save_dataset(dataset, tmp, {"cache_key": key, "config": plain})
+        source = payload.get("source")
+        if source is not None and asdict(source_fingerprint(plain[SOURCE_ARG])) != source:
+            raise DatasetError(
+                f"the files under {plain[SOURCE_ARG]} changed while dataset "
+                f"{dataset.name} was being built from them, so it was not cached; load it "
+                "again once they are complete"
+            )
+        save_dataset(dataset, tmp, {"cache_key": key, "config": plain, "source": source})
         logger.info(
             "built and cached %s in %.1f s at %s",
             dataset.name,

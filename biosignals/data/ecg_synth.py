@@ -57,7 +57,9 @@ from biosignals.data.wfdb_io import EcgRecord, write_record
 logger = logging.getLogger(__name__)
 
 SIMULATOR_VERSION = 2
-"""Bumped whenever the generated signals change; part of every synthetic-record cache key."""
+"""Bumped whenever the generated signals change; part of every synthetic-record cache key, of
+the dataset cache key of `biosignals.data.mitbih.build_synthetic` and, as "ecg_synth/<version>",
+of each run's provenance."""
 
 LEAD_NAMES: tuple[str, str] = ("MLII", "V1")
 DEFAULT_FS = 360.0  # Hz, the MIT-BIH sampling rate

@@ -611,7 +611,9 @@ def build_synthetic(
         n_jobs: processes used to generate the records the first time.
 
     Returns:
-        A `SignalDataset` named "mitbih_synth/<classes>".
+        A `SignalDataset` named "mitbih_synth/<classes>", ``simulator_version``
+        "ecg_synth/<SIMULATOR_VERSION>" (this module's `SIMULATOR_VERSION`, from
+        `biosignals.data.ecg_synth`, is also part of its dataset cache key).
     """
     directory = synthetic_records_dir(records, duration_s, seed, fs, cache_dir, n_jobs)
     dataset = build(
@@ -639,4 +641,5 @@ def build_synthetic(
         "seed": seed,
         "fs": fs,
     }
+    dataset.simulator_version = f"ecg_synth/{SIMULATOR_VERSION}"
     return dataset

@@ -52,6 +52,10 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+SIMULATOR_VERSION = 1
+"""Bumped whenever the simulated signals or labels change; part of `build_synthetic`'s dataset
+cache key and, as "ppg_synth/<version>", of each run's provenance."""
+
 TARGET_NAME = "heart_rate_bpm"
 PPG_CHANNELS: tuple[str, ...] = ("ppg",)
 ACC_CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z")
@@ -468,7 +472,8 @@ def build_synthetic(
 
     Returns:
         `SignalDataset` named "ppg_synth", task "regression", target "heart_rate_bpm";
-        x float32 (N, C, round(window_s * fs)), y float32 BPM, groups = participant ids.
+        x float32 (N, C, round(window_s * fs)), y float32 BPM, groups = participant ids;
+        ``simulator_version`` "ppg_synth/<SIMULATOR_VERSION>".
     """
     del cache_dir  # nothing intermediate to store
     if n_participants < 1:
@@ -509,6 +514,7 @@ def build_synthetic(
         "channels": list(PPG_CHANNELS + (ACC_CHANNELS if include_acc else ())),
     }
     ds = assemble_dataset("ppg_synth", windows, splits, sampling_rate=fs, meta=meta)
+    ds.simulator_version = f"ppg_synth/{SIMULATOR_VERSION}"
     logger.info(
         "built ppg_synth: %d participants, windows train/val/test = %d/%d/%d, %.2f s",
         n_participants,

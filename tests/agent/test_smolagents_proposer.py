@@ -263,7 +263,7 @@ def test_summary_from_the_agent_and_from_the_facts(campaign_store: FeedbackStore
 def test_the_factory_honours_every_llm_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from agent.models import LazyModel, OfflineModel
     from agent.smolagents_proposer import proposer_from_settings
-    from search.campaign import LLMSettings
+    from search.goals import LLMSettings
 
     monkeypatch.setenv("STUB_KEY", "sk-abcdef123456")
     llm = LLMSettings(
@@ -292,7 +292,7 @@ def test_the_factory_honours_every_llm_setting(monkeypatch: pytest.MonkeyPatch) 
 def test_an_unset_key_variable_stops_the_campaign_before_it_starts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from search.campaign import CampaignError, load_goal
+    from search.goals import CampaignError, load_goal
     from search.runner import CampaignOptions, build_proposer
 
     monkeypatch.delenv("AGENTUNE_TEST_KEY", raising=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from biosignals.config_safety import UnsafeTargetError
-from biosignals.data.dataset import SignalDataset, Split
+from biosignals.data.dataset import SignalDataset, Split, compute_dataset_hash
 from biosignals.metrics import classification_metrics, regression_metrics
 from biosignals.trainer import EpochReport, TrainerError, train
 
@@ -21,7 +22,7 @@ T = 64
 SUMMARY_KEYS = {
     "status", "metric", "mode", "best_value", "best_epoch", "epochs_run", "num_params",
     "duration_s", "started_at", "finished_at", "model", "model_target", "dataset", "task",
-    "test", "error", "seed",
+    "test", "error", "seed", "dataset_hash", "simulator_version",
 }  # fmt: skip
 CNN = {"_target_": "biosignals.models.cnn1d.CNN1D", "width": 8, "depth": 2}
 
@@ -277,3 +278,69 @@ def test_torch_threads_untouched(tmp_path: Path) -> None:
 def test_unset_model_target_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(TrainerError, match=r"model\._target_ is missing"):
         train(make_cfg(tmp_path, {"_target_": "???"}), dataset=tiny_dataset())
+
+
+# --- provenance (issue 10) ----------------------------------------------------------------
+
+
+def test_summary_reports_seed_and_dataset_hash(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path / "a", epochs=1)
+    cfg.seed = 7
+    data = tiny_dataset()
+    summary = train(cfg, dataset=data)
+    saved = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert (saved["seed"], summary.seed) == (7, 7)
+    assert saved["dataset_hash"] == summary.dataset_hash == compute_dataset_hash(data)
+    assert saved["simulator_version"] is None  # built in memory from no simulator
+    assert summary.dataset_hash != compute_dataset_hash(tiny_dataset(seed=1))
+
+    # a dataset from the cache carries its hash and simulator: the trainer passes them on
+    stamped = replace(data, dataset_hash="feedc0ffee123456", simulator_version="ecg_synth/2")
+    again = train(make_cfg(tmp_path / "b", epochs=1), dataset=stamped)
+    assert (again.dataset_hash, again.simulator_version) == ("feedc0ffee123456", "ecg_synth/2")
+    assert again.seed == 0
+
+
+def test_summary_provenance_from_the_dataset_cache(tmp_path: Path) -> None:
+    from biosignals.data.cache import load_dataset
+
+    dataset_cfg = {
+        "_target_": "biosignals.data.ppg_synth.build_synthetic",
+        "n_participants": 5, "minutes_per_participant": 1.0, "val_participants": 1,
+        "test_participants": 1,
+    }  # fmt: skip
+    cfg = make_cfg(tmp_path / "run", epochs=1)
+    cfg.dataset = dataset_cfg
+    cfg.paths = {"cache_dir": str(tmp_path / "cache")}
+    summary = train(cfg)
+    loaded = load_dataset(dataset_cfg, tmp_path / "cache")
+    assert summary.simulator_version == loaded.simulator_version
+    assert summary.simulator_version is not None and summary.simulator_version.startswith(
+        "ppg_synth/"
+    )
+    assert summary.dataset_hash == loaded.dataset_hash == compute_dataset_hash(loaded)
+
+
+def test_failure_before_the_data_leaves_the_hash_unset(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, {"_target_": "os.system", "command": "echo pwned"})
+    with pytest.raises(UnsafeTargetError):
+        train(cfg, dataset=tiny_dataset())
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["dataset_hash"] is None and saved["seed"] == 0
+
+
+def test_feedback_record_reads_the_trainers_provenance(tmp_path: Path) -> None:
+    """The key names the trainer writes are the ones `feedback.RunRecord` reads."""
+    from feedback import RunRecord
+
+    cfg = make_cfg(tmp_path, epochs=1)
+    cfg.seed = 11
+    summary = train(cfg, dataset=tiny_dataset())
+    record = RunRecord.from_run_dir(
+        tmp_path, run_id="r", campaign="c", arm="a", tier=0, origin="optuna",
+        git_commit="0" * 40,
+    )  # fmt: skip
+    assert (record.seed, record.dataset_hash, record.simulator_version) == (
+        11, summary.dataset_hash, None,
+    )  # fmt: skip
+    assert record.git_commit == "0" * 40

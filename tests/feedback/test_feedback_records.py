@@ -208,3 +208,164 @@ def test_event_validation() -> None:
 
 def test_to_dict_is_json_friendly() -> None:
     json.dumps(make_record().to_dict())
+
+
+# --- provenance (issue 10) ----------------------------------------------------------------
+
+
+PROVENANCE = {
+    "seed": 7,
+    "dataset_hash": "0123456789abcdef",
+    "simulator_version": "ecg_synth/2",
+}
+
+
+def test_provenance_fields_default_to_none_and_round_trip() -> None:
+    bare = make_record()
+    assert (bare.seed, bare.git_commit, bare.dataset_hash, bare.simulator_version) == (
+        None, None, None, None,
+    )  # fmt: skip
+    rec = make_record(**PROVENANCE, git_commit="a" * 40 + "-dirty")
+    assert rec.to_dict() | PROVENANCE == rec.to_dict()
+    assert RunRecord._from_row(rec._to_row(1, 2)) == rec
+    assert make_record(simulator_version=2).simulator_version == "2"  # an int becomes text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("seed", True, "seed must be an integer"),
+        ("seed", "7", "seed must be an integer"),
+        ("seed", 1.5, "seed must be an integer"),
+        ("seed", 2**63, "fits in 64 bits"),
+        ("git_commit", 123, "git_commit must be a string or None"),
+        ("dataset_hash", b"ab", "dataset_hash must be a string or None"),
+        ("simulator_version", 2.0, "simulator_version must be a string or None"),
+    ],
+)
+def test_provenance_validation(field: str, value: object, match: str) -> None:
+    with pytest.raises(FeedbackError, match=match):
+        make_record(**{field: value})
+
+
+def test_from_run_dir_reads_provenance_from_the_summary(tmp_path: Path) -> None:
+    run_dir = _write_run_dir(tmp_path / "run")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, **PROVENANCE}))
+    rec = RunRecord.from_run_dir(run_dir, **IDENTITY, git_commit="b" * 40)
+    assert (rec.seed, rec.dataset_hash, rec.simulator_version) == (7, "0123456789abcdef",
+                                                                  "ecg_synth/2")  # fmt: skip
+    assert rec.git_commit == "b" * 40
+    old = RunRecord.from_run_dir(_write_run_dir(tmp_path / "old"), **IDENTITY)
+    # a summary written before the trainer reported its data: seed only
+    assert (old.seed, old.git_commit, old.dataset_hash, old.simulator_version) == (
+        0, None, None, None,
+    )  # fmt: skip
+
+
+def test_from_tune_result_copies_reported_provenance() -> None:
+    result = {"trial_id": "abc", "val/macro_f1": 0.7, "training_iteration": 2, **PROVENANCE}
+    rec = RunRecord.from_tune_result(
+        result, campaign="c", arm="a", tier=0, origin="optuna", metric="val/macro_f1",
+        mode="max", git_commit="c" * 40,
+    )  # fmt: skip
+    assert (rec.seed, rec.dataset_hash, rec.simulator_version, rec.git_commit) == (
+        7, "0123456789abcdef", "ecg_synth/2", "c" * 40,
+    )  # fmt: skip
+    bare = RunRecord.from_tune_result(
+        {"trial_id": "x", "m": 1.0}, campaign="c", arm="a", tier=0, origin="optuna", metric="m",
+        mode="min",
+    )  # fmt: skip
+    assert (bare.seed, bare.git_commit, bare.dataset_hash) == (None, None, None)
+
+
+# --- git_commit ---------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=repo, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh git repository (in tmp_path, not the project's) with one commit."""
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    path = tmp_path / "repo"
+    path.mkdir()
+    _git(path, "init", "-q")
+    (path / "train.py").write_text("print('v1')\n")
+    _git(path, "add", "train.py")
+    _git(path, "commit", "-q", "-m", "v1")
+    return path
+
+
+def test_git_commit_is_head_and_marks_tracked_changes(repo: Path) -> None:
+    from feedback import git_commit
+
+    head = _git(repo, "rev-parse", "HEAD")
+    assert git_commit(repo) == head and len(head) == 40
+    assert git_commit(repo / "train.py") == head  # a file in the checkout works too
+    (repo / "sub").mkdir()
+    assert git_commit(repo / "sub") == head  # any directory inside it
+    (repo / "generated.py").write_text("x = 1\n")
+    assert git_commit(repo) == head  # untracked files do not make it dirty
+    (repo / "train.py").write_text("print('v2')\n")
+    assert git_commit(repo) == f"{head}-dirty"
+    _git(repo, "add", "train.py")
+    assert git_commit(repo) == f"{head}-dirty"  # staged but not committed
+    _git(repo, "commit", "-q", "-m", "v2")
+    assert git_commit(repo) == _git(repo, "rev-parse", "HEAD") != head
+
+
+def test_git_commit_is_none_outside_a_checkout_or_without_git(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedback import git_commit
+
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above it
+    assert git_commit(outside) is None
+    assert git_commit(tmp_path / "missing") is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _git(empty, "init", "-q")
+    assert git_commit(empty) is None  # a repository without a commit
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # git cannot be found
+    assert git_commit(repo) is None
+
+
+def test_git_commit_defaults_to_the_current_directory(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedback import git_commit
+
+    monkeypatch.chdir(repo)
+    assert git_commit() == _git(repo, "rev-parse", "HEAD")
+
+
+def test_git_commit_gives_up_on_a_hung_git(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from feedback import _provenance, git_commit
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text("#!/bin/sh\nsleep 10\n")
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(_provenance, "GIT_TIMEOUT_S", 0.3)
+    started = time.perf_counter()
+    assert git_commit(repo) is None
+    assert time.perf_counter() - started < 5.0

@@ -340,3 +340,128 @@ def test_merge_removes_stale_temp_files(tmp_path: Path) -> None:
     store.append(make_record())
     store.append(make_record())  # second level-0 file: merge
     assert not stale.exists() and fresh.exists()
+
+
+# --- schema versions ----------------------------------------------------------------------
+
+V2_FIELDS = ("seed", "git_commit", "dataset_hash", "simulator_version")
+
+
+def _v1_schema() -> pa.Schema:
+    """The runs schema of version 1, spelled out: today's fields without the provenance."""
+    meta = {**(RUNS_SCHEMA.metadata or {}), b"agentune.feedback.schema_version": b"1"}
+    return pa.schema([f for f in RUNS_SCHEMA if f.name not in V2_FIELDS], metadata=meta)
+
+
+def _write_v1_fragment(root: Path, records: list[Any], seq: int) -> Path:
+    """A runs fragment exactly as version 1 wrote it (schema_version 1, no provenance)."""
+    schema = _v1_schema()
+    rows = []
+    for i, rec in enumerate(records):
+        row = rec._to_row(seq + i, 1)
+        rows.append({k: v for k, v in row.items() if k not in V2_FIELDS})
+    path = root / "runs" / f"L0-{seq + len(records) - 1:019d}-0123456789ab.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+def test_schema_version_bump_lists_the_added_fields() -> None:
+    from feedback._schema import ADDED_FIELDS, schema_at
+
+    assert SCHEMA_VERSION == 2
+    assert set(ADDED_FIELDS["runs"]) == set(V2_FIELDS)
+    assert schema_at("runs", 1).equals(_v1_schema(), check_metadata=True)
+    assert schema_at("runs", 2).equals(RUNS_SCHEMA, check_metadata=True)
+    assert all(RUNS_SCHEMA.field(name).nullable for name in V2_FIELDS)
+
+
+def test_old_fragment_reads_with_missing_fields_as_none(tmp_path: Path) -> None:
+    old = [make_record(run_id="old-1", value=0.4), make_record(run_id="old-2", value=0.6)]
+    path = _write_v1_fragment(tmp_path / "h", old, seq=1_000)
+    assert pq.read_schema(path).metadata[b"agentune.feedback.schema_version"] == b"1"
+    assert "seed" not in pq.read_schema(path).names
+    store = FeedbackStore(tmp_path / "h")
+    store.append(make_record(run_id="new-1", value=0.5, seed=3, git_commit="a" * 40,
+                             dataset_hash="f" * 16, simulator_version="ecg_synth/2"))  # fmt: skip
+    runs = {r.run_id: r for r in store.runs()}
+    assert sorted(runs) == ["new-1", "old-1", "old-2"]
+    for run_id in ("old-1", "old-2"):
+        r = runs[run_id]
+        assert (r.seed, r.git_commit, r.dataset_hash, r.simulator_version) == (None,) * 4
+        assert r.value == pytest.approx(0.4 if run_id == "old-1" else 0.6)
+        assert r == next(o for o in old if o.run_id == run_id)  # nothing else lost
+    new = runs["new-1"]
+    assert (new.seed, new.git_commit, new.simulator_version) == (3, "a" * 40, "ecg_synth/2")
+    table = store.table()
+    assert table.schema.equals(RUNS_SCHEMA)
+    by_id = dict(zip(table["run_id"].to_pylist(), table["schema_version"].to_pylist(), strict=True))
+    assert by_id == {"old-1": 1, "old-2": 1, "new-1": 2}  # each row keeps its version
+    # filtered reads push the filter down to the old file too
+    assert [r.run_id for r in store.runs(campaign="camp", arm="cnn1d")] == [
+        "old-1", "old-2", "new-1",
+    ]  # fmt: skip
+    assert store.best("camp") is not None and store.best("camp").run_id == "old-2"  # type: ignore[union-attr]
+
+
+def test_old_and_new_fragments_merge_into_the_new_schema(tmp_path: Path) -> None:
+    root = tmp_path / "h"
+    _write_v1_fragment(root, [make_record(run_id="old", value=0.3)], seq=1_000)
+    store = FeedbackStore(root, fanout=2)
+    store.append(make_record(run_id="new", value=0.7, seed=1))  # 2 level-0 files: merged
+    files = _files(store)
+    assert len(files) == 1 and files[0].name.startswith("L1-")
+    merged = pq.read_table(files[0])
+    assert merged.schema.metadata[b"agentune.feedback.schema_version"] == b"2"
+    assert merged.column("seed").to_pylist() == [None, 1]
+    assert {r.run_id: r.seed for r in FeedbackStore(root).runs()} == {"old": None, "new": 1}
+
+
+def test_old_fragment_without_metadata_is_recognised(tmp_path: Path) -> None:
+    """Tools that rewrite files (pandas, DuckDB) may drop the metadata: the fields tell."""
+    path = _write_v1_fragment(tmp_path / "h", [make_record(run_id="old")], seq=5)
+    pq.write_table(pq.read_table(path).replace_schema_metadata(None), path)
+    assert [r.seed for r in FeedbackStore(tmp_path / "h").runs()] == [None]
+
+
+def test_old_fragment_still_needs_its_own_fields(tmp_path: Path) -> None:
+    path = _write_v1_fragment(tmp_path / "h", [make_record()], seq=5)
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["model"]), path)
+    with pytest.raises(FeedbackSchemaError, match=r"'model' is missing.*version 1") as info:
+        FeedbackStore(tmp_path / "h").runs()
+    assert info.value.field == "model"
+    # a version-2 field in a file that says version 1 is not silently accepted either
+    with_seed = table.append_column(pa.field("seed", pa.int64()), pa.array([1], pa.int64()))
+    pq.write_table(with_seed, path)
+    with pytest.raises(FeedbackSchemaError, match="unexpected field 'seed'"):
+        FeedbackStore(tmp_path / "h").runs()
+
+
+@pytest.mark.parametrize("version", [b"0", b"3", b"two"])
+def test_unknown_schema_versions_are_refused(tmp_path: Path, version: bytes) -> None:
+    store = FeedbackStore(tmp_path / "h")
+    store.append(make_record())
+    table = store.table()
+    meta = {**(RUNS_SCHEMA.metadata or {}), b"agentune.feedback.schema_version": version}
+    _write_foreign(store, table.replace_schema_metadata(meta), "L0-0000000000000000003-a.parquet")
+    with pytest.raises(FeedbackSchemaError, match=r"not a version this package reads \(1..2\)"):
+        FeedbackStore(store.root).runs()
+
+
+def test_dashboard_shows_a_runs_provenance(tmp_path: Path) -> None:
+    from feedback import render_dashboard
+
+    store = FeedbackStore(tmp_path / "h")
+    _write_v1_fragment(store.root, [make_record(run_id="old-run", value=0.4)], seq=1_000)
+    provenance = {
+        "seed": 7,
+        "git_commit": "ab" * 20,
+        "dataset_hash": "0123456789abcdef",
+        "simulator_version": "ecg_synth/2",
+    }
+    store.append(make_record(run_id="new-run", value=0.6, **provenance))
+    html = render_dashboard(store, "camp")
+    expected = f"seed 7 · commit {'ab' * 20} · data 0123456789abcdef · simulator ecg_synth/2"
+    assert f'<td title="{expected}">new-run</td>' in html
+    assert '<td title="no provenance recorded">old-run</td>' in html

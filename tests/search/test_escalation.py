@@ -152,3 +152,68 @@ def test_selection_is_reproducible_with_a_seed() -> None:
 
     assert picks(1) == picks(1)
     assert len(set(picks(1))) > 1
+
+
+def test_one_lucky_value_does_not_lock_the_campaign_in() -> None:
+    # Arm "lucky" has the single best value, arm "steady" the better top-3 mean: the old rule
+    # (exploit the best single value) gave every trial to "lucky".
+    reg = _registry(min_trials_per_arm=0, exploit_prob=1.0)
+    lucky = reg[BASE_ARM]
+    steady = reg.add("steady", tier=2, overrides=["model=resnet1d"], space={})
+    for v in (0.90, 0.50, 0.52):
+        reg.record(lucky, v, {}, failed=False)
+    for v in (0.70, 0.72, 0.71):
+        reg.record(steady, v, {}, failed=False)
+    assert reg.best() is lucky
+    picks = [reg.select().name for _ in range(400)]
+    assert picks.count("steady") > 0.6 * len(picks)  # P(steady better) ~ 0.7 here
+    assert picks.count(BASE_ARM) > 0  # a close rival keeps a share: it may be better
+
+
+def test_thompson_draws_follow_the_noise_and_the_mode() -> None:
+    reg = ArmRegistry(mode="min", seed=3, min_trials_per_arm=0, exploit_prob=1.0, noise=0.0)
+    a = reg.add(BASE_ARM, tier=0, overrides=[], space={})
+    b = reg.add("b", tier=2, overrides=["model=b"], space={})
+    for v in (0.30, 0.31, 0.32):
+        reg.record(a, v, {}, failed=False)
+    for v in (0.10, 0.60, 0.61):  # best single value, worse top-3 mean
+        reg.record(b, v, {}, failed=False)
+    assert all(reg.select() is a for _ in range(50))  # no noise: the better top-3 mean
+    reg.noise = 1.0  # noise far above the gap: both arms get trials
+    picks = {reg.select().name for _ in range(100)}
+    assert picks == {BASE_ARM, "b"}
+    with pytest.raises(ValueError, match="noise"):
+        ArmRegistry(mode="max", noise=-1.0)
+    with pytest.raises(ValueError, match="top_k"):
+        ArmRegistry(mode="max", top_k=0)
+
+
+def test_a_new_arm_starts_from_the_best_arms_shared_parameters() -> None:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    space = {
+        "trainer.lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "trainer.batch_size": CategoricalDistribution([32, 64, 128]),
+    }
+    reg = ArmRegistry(mode="max", seed=0, min_trials_per_arm=3)
+    base = reg.add(BASE_ARM, tier=0, overrides=[], space=space)
+    reg.record(base, 0.8, {"trainer.lr": 0.0123, "trainer.batch_size": 64}, failed=False)
+    new_space = {
+        "trainer.lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "trainer.batch_size": CategoricalDistribution([16, 32]),  # 64 is not a choice here
+        "model.depth": IntDistribution(1, 4),
+    }
+    new = reg.add("deep", tier=2, overrides=["model=resnet1d"], space=new_space)
+    assert new.warm_params == {"trainer.lr": 0.0123}
+    assert reg.select() is new
+    first = new.study.ask(new_space)
+    assert first.params["trainer.lr"] == 0.0123  # the old rule drew it at random
+    assert first.params["trainer.batch_size"] in (16, 32) and 1 <= first.params["model.depth"] <= 4
+    assert new.queued_origins == ["optuna"]
+
+    # A proposal's own queued trial keeps its values; the shared ones it left open are filled.
+    other = reg.add("other", tier=2, overrides=["model=cnn1d"], space=new_space)
+    reg.enqueue(other, {"model.depth": 2}, "agent")
+    trial = other.study.ask(new_space)
+    assert trial.params["model.depth"] == 2 and trial.params["trainer.lr"] == 0.0123
+    assert other.queued_origins == ["agent"]

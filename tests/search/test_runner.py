@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from feedback import FeedbackStore
-from search.campaign import CampaignError, load_goal
+from search.campaign_dirs import campaign_directory
 from search.cli import EXIT_OK, EXIT_USAGE, main
-from search.runner import CampaignOptions, campaign_directory, searcher_constraints
+from search.goals import CampaignError, load_goal
+from search.runner import CampaignOptions, searcher_constraints
 
 TINY_GOALS = """
 goals:

@@ -285,9 +285,12 @@ def test_campaign_check_composes_a_modified_trial(
 # --------------------------------------------------------------------- reject
 
 
-def test_reject_records_the_trial_and_tells_optuna(store: FeedbackStore) -> None:
+@pytest.mark.parametrize(("sampler", "told_as"), [("tpe", "complete"), ("auto", "fail")])
+def test_reject_records_the_trial_and_tells_optuna(
+    store: FeedbackStore, sampler: str, told_as: str
+) -> None:
     hook = Recorder(ApprovalDecision.reject("too big"), ApprovalDecision.approve())
-    searcher = campaign(store, hook)
+    searcher = campaign(store, hook, sampler=sampler)
     config = searcher.suggest("a")
     assert config is not None  # the second sample, from the same suggest() call
     (record,) = store.runs()
@@ -297,7 +300,11 @@ def test_reject_records_the_trial_and_tells_optuna(store: FeedbackStore) -> None
     assert record.params != {k: config[k] for k in SPACE}
     study = searcher.arms_by_name[BASE_ARM].study
     told = study.trials[0]
-    assert told.state == TrialState.COMPLETE and told.constraints == {REJECTED_CONSTRAINT: 1.0}
+    if told_as == "complete":  # TPE ranks it below every feasible trial
+        assert told.state == TrialState.COMPLETE
+        assert told.constraints == {REJECTED_CONSTRAINT: 1.0}
+    else:  # the hybrid's GP phase would model a stand-in value as a result
+        assert told.state == TrialState.FAIL
     assert searcher.arms_by_name[BASE_ARM].n_results == 1
     events = store.events(kind="approval")
     assert [e.data["decision"] for e in events] == ["rejected", "approved"]
@@ -524,7 +531,7 @@ def test_every_tune_trial_passes_the_hook(
 
 
 def test_a_restored_tuner_gets_this_sessions_hook(tmp_path: Path) -> None:
-    from search.runner import attach_approval_hook
+    from search.tune_hooks import attach_approval_hook
 
     saved = CallbackApprovalHook(approve_all)
     searcher = AgentSearcher(

@@ -6,6 +6,7 @@ scripted (see searcher_fakes.py); Optuna studies and the feedback store are real
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 import time
@@ -367,11 +368,27 @@ def test_picklable_with_proposer_pending_trials_and_a_running_worker(
         assert isinstance(clone, AgentSearcher)
         assert not clone.proposal_pending  # the handle is dropped, not copied
         # The proposer copy pickled when the call started, not the one the worker mutates.
-        assert isinstance(clone._proposer, ScriptedProposer) and clone._proposer is not proposer
-        assert clone._proposer.calls == 0
+        assert (
+            isinstance(clone._agent.worker.proposer, ScriptedProposer)
+            and clone._agent.worker.proposer is not proposer
+        )
+        assert clone._agent.worker.proposer.calls == 0
         assert clone.state_summary()["pending"] == ["b"]
-        assert clone._store is not None and clone._store.root == store.root
+        assert clone._recorder.store is not None and clone._recorder.store.root == store.root
     open_gate(gate)
+
+
+def test_the_store_pickles_as_its_root_and_reopens(store: FeedbackStore) -> None:
+    searcher = campaign(store)
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", final_result(METRIC, 0.5))
+    for clone in (pickle.loads(pickle.dumps(store)), copy.copy(store), deepcopy(store)):
+        assert isinstance(clone, FeedbackStore) and clone is not store
+        assert clone.root == store.root
+        assert [r.run_id for r in clone.runs(campaign="ecg")] == ["a"]
+    # Only the root and the options travel: the read cache (filled above) is not state.
+    assert len(pickle.dumps(store)) < 500
+    assert pickle.loads(pickle.dumps(store)).__getstate__() == store.__getstate__()
 
 
 def test_save_restore_round_trip_into_a_fresh_instance(tmp_path: Path) -> None:
@@ -435,7 +452,7 @@ def test_restore_reattaches_the_constructor_proposer(tmp_path: Path) -> None:
     mine = ScriptedProposer([[]])
     fresh = AgentSearcher(proposer=mine)
     fresh.restore(str(tmp_path / "s.pkl"))
-    assert fresh._proposer is mine
+    assert fresh._agent.worker.proposer is mine
 
 
 def test_deepcopy_is_independent() -> None:
@@ -614,6 +631,7 @@ def test_campaign_configs_carry_the_reserved_entry(store: FeedbackStore) -> None
         "model_source": None,
         "model_config": None,
         "proposal_id": None,
+        "seed": None,
     }
 
 
@@ -675,7 +693,7 @@ def _exhaust_models(searcher: AgentSearcher) -> None:
         searcher.add_arm(model, tier=2, overrides=[f"model={model}"])
 
 
-def test_every_model_tried_escalates_to_tier_3(store: FeedbackStore) -> None:
+def test_every_model_tuned_escalates_to_tier_3(store: FeedbackStore) -> None:
     generated = Proposal(
         name="tiny", tier=3, overrides=["model=generated"], model_source=TINY_MODEL_SOURCE
     )
@@ -683,12 +701,13 @@ def test_every_model_tried_escalates_to_tier_3(store: FeedbackStore) -> None:
     searcher = campaign(
         store,
         proposer=proposer,
-        recommender=ScriptedRecommender(["change_model"]),
+        # asks for a model change once every arm's trial has finished
+        recommender=ScriptedRecommender(["continue", "continue", "change_model"]),
         max_tier=3,
         min_trials_per_arm=1,
     )
     _exhaust_models(searcher)
-    for i in range(3):  # one trial per arm: every listed model is now tried
+    for i in range(3):  # one trial per arm: every listed model gets its minimum
         searcher.suggest(str(i))
     for i in range(3):
         searcher.on_trial_complete(str(i), final_result(METRIC, 0.1 * i))
@@ -700,6 +719,92 @@ def test_every_model_tried_escalates_to_tier_3(store: FeedbackStore) -> None:
     assert config is not None
     assert config[RESERVED_KEY]["tier"] == 3
     assert config[RESERVED_KEY]["model_source"] == TINY_MODEL_SOURCE
+
+
+def test_tier_3_waits_until_each_model_finished_its_minimum_trials(store: FeedbackStore) -> None:
+    proposer = ScriptedProposer([[]])
+    searcher = campaign(
+        store,
+        proposer=proposer,
+        recommender=ScriptedRecommender(["continue", "continue", "change_model"]),
+        max_tier=3,
+        min_trials_per_arm=2,
+    )
+    _exhaust_models(searcher)
+    for i in range(6):  # two started trials per arm: every listed model was tried
+        searcher.suggest(str(i))
+    assert {a.name: a.n_started for a in searcher.arms} == {
+        BASE_ARM: 2,
+        "resnet1d": 2,
+        "encoder_classifier": 2,
+    }
+    for i in range(3):  # one finished run per model, of the two each needs
+        searcher.on_trial_complete(str(i), final_result(METRIC, 0.1 * i))
+    wait_for(lambda: proposer.calls == 1 and not searcher.proposal_pending)
+    assert proposer.contexts[0].tier == 2
+    assert proposer.contexts[0].untried_models == ()  # tried, not yet tuned
+    for i in range(3, 6):  # the second run of each model
+        searcher.on_trial_complete(str(i), final_result(METRIC, 0.1))
+    wait_for(lambda: proposer.calls == 2)
+    assert proposer.contexts[1].tier == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "tier"),
+    [("completed", 3), ("pruned", 3), ("diverged", 3), ("infeasible", 3), ("failed", 2)],
+)
+def test_which_finished_runs_count_towards_a_models_minimum(
+    store: FeedbackStore, status: str, tier: int
+) -> None:
+    proposer = ScriptedProposer([[]])
+    searcher = campaign(
+        store,
+        proposer=proposer,
+        recommender=ScriptedRecommender(["continue", "continue", "change_model"]),
+        max_tier=3,
+        min_trials_per_arm=1,
+        constraints={"num_params": ("<=", 1000)},
+        max_arm_failures=5,  # a failed run must not retire the arm in this test
+    )
+    _exhaust_models(searcher)
+    results = {
+        "completed": final_result(METRIC, 0.2, num_params=10),
+        "pruned": {**final_result(METRIC, 0.2, num_params=10), "agentune_final": False},
+        "diverged": final_result(METRIC, 0.2, num_params=10, status="diverged"),
+        "infeasible": final_result(METRIC, 0.2, num_params=10**6),
+        "failed": final_result(METRIC, float("nan"), num_params=10),
+    }
+    for i in range(3):
+        config = searcher.suggest(str(i))
+        assert config is not None
+        arm = config[RESERVED_KEY]["arm"]
+        result = results[status] if arm == "resnet1d" else results["completed"]
+        searcher.on_trial_complete(str(i), result)
+    stored = {r.arm: r.status for r in store.runs(campaign="ecg")}
+    assert stored["resnet1d"] == status
+    wait_for(lambda: proposer.calls == 1)
+    assert proposer.contexts[0].tier == tier
+
+
+def test_a_model_whose_arms_all_retired_counts_as_tuned(store: FeedbackStore) -> None:
+    proposer = ScriptedProposer([[]])
+    searcher = campaign(
+        store,
+        proposer=proposer,
+        recommender=ScriptedRecommender(["continue", "continue", "change_model"]),
+        max_tier=3,
+        min_trials_per_arm=1,
+        max_arm_failures=1,  # one failure without a value retires an arm
+    )
+    _exhaust_models(searcher)
+    for i in range(3):  # one trial per arm
+        config = searcher.suggest(str(i))
+        assert config is not None
+        fails = config[RESERVED_KEY]["arm"] == "resnet1d"
+        searcher.on_trial_complete(str(i), final_result(METRIC, float("nan") if fails else 0.2))
+    assert searcher.arms_by_name["resnet1d"].retired  # it gets no more trials
+    wait_for(lambda: proposer.calls == 1)
+    assert proposer.contexts[0].tier == 3
 
 
 def test_max_tier_caps_the_ladder(store: FeedbackStore) -> None:

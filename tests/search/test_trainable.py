@@ -11,8 +11,8 @@ from ray import tune
 
 from agent.models.examples import generated_model_source
 from biosignals.data.dataset import SignalDataset, Split
-from search.campaign import default_configs_dir
-from search.searcher import FINAL_KEY, RESERVED_KEY
+from search.contract import FINAL_KEY, RESERVED_KEY
+from search.goals import default_configs_dir
 from search.trainable import (
     TrialError,
     TrialSpec,
