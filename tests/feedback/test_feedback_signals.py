@@ -470,7 +470,7 @@ def test_stationary_campaigns_rarely_raise_drift() -> None:
         alarms += any(
             drift(dataclasses.replace(h, **_prefix(h, n)), th).drifting for n in range(1, 65)
         )
-    # calibrated for alpha = 5 % of campaigns; 10 % is 3.2 standard errors above it
+    # calibrated for alpha = 4 % of campaigns (the default); 10 % is 4.3 standard errors above
     assert alarms / 200 <= 0.10
 
 
