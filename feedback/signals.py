@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -56,6 +56,7 @@ __all__ = [
     "drift",
     "drift_threshold",
     "estimate_noise",
+    "pooled_variance",
     "recommend",
     "stagnation",
 ]
@@ -455,20 +456,26 @@ class NoiseEstimate:
         return f"noise {self.value:.3g} ({detail})"
 
 
+def pooled_variance(groups: Iterable[Sequence[float]]) -> tuple[float, int]:
+    """(pooled within-group variance, its degrees of freedom); NaN and 0 when no group has
+    two or more values. Groups of one value add nothing."""
+    ss, df = 0.0, 0
+    for values in groups:
+        if len(values) >= 2:
+            arr = np.asarray(values, dtype=float)
+            ss += float(np.sum((arr - arr.mean()) ** 2))
+            df += len(arr) - 1
+    return (ss / df if df else math.nan), df
+
+
 def _pooled_repeats(keys: Sequence[tuple[str, str]], y: np.ndarray) -> tuple[float, int]:
-    """(pooled within-group variance, its degrees of freedom) over groups of equal keys."""
+    """:func:`pooled_variance` over groups of runs with equal keys (repeated configs)."""
     if len(set(keys)) == len(keys):
         return math.nan, 0
     groups: dict[tuple[str, str], list[float]] = {}
     for key, value in zip(keys, y.tolist(), strict=True):
         groups.setdefault(key, []).append(value)
-    ss, df = 0.0, 0
-    for values in groups.values():
-        if len(values) >= 2:
-            arr = np.asarray(values)
-            ss += float(np.sum((arr - arr.mean()) ** 2))
-            df += len(arr) - 1
-    return (ss / df if df else math.nan), df
+    return pooled_variance(groups.values())
 
 
 def _median(x: np.ndarray) -> float:

@@ -14,6 +14,8 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from feedback.signals import pooled_variance
+
 if TYPE_CHECKING:
     from search.arms import Arm
 
@@ -26,15 +28,11 @@ def top_k_mean(values: Sequence[float], k: int, mode: str) -> tuple[float, int]:
     return sum(best) / len(best), len(best)
 
 
-def pooled_within_sd(groups: Sequence[Sequence[float]]) -> float | None:
-    """Pooled within-group standard deviation, or None with no group of two or more values."""
-    ss, df = 0.0, 0
-    for g in groups:
-        if len(g) >= 2:
-            mean = sum(g) / len(g)
-            ss += sum((v - mean) ** 2 for v in g)
-            df += len(g) - 1
-    return math.sqrt(ss / df) if df else None
+def pooled_within_sd(groups: Iterable[Sequence[float]]) -> float | None:
+    """Pooled within-group standard deviation (`feedback.signals.pooled_variance`), or None
+    with no group of two or more values."""
+    variance, df = pooled_variance(groups)
+    return math.sqrt(variance) if df else None
 
 
 def thompson_pick(

@@ -74,10 +74,13 @@ class HybridSampler(BaseSampler):
         """The sampler of `trial` (chosen at its start; GP while the study is young)."""
         chosen = self._by_trial.get(trial.number)
         if chosen is None:
-            finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
-            chosen = self._gp if finished < self.switch_at else self._tpe
-            self._by_trial[trial.number] = chosen
+            chosen = self._by_trial[trial.number] = self._for_next_trial(study)
         return chosen
+
+    def _for_next_trial(self, study: Study) -> BaseSampler:
+        """GP while fewer than `switch_at` trials of `study` have finished, then TPE."""
+        finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+        return self._gp if finished < self.switch_at else self._tpe
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -123,10 +126,7 @@ def samples_with_tpe(study: Study, trial_number: int) -> bool:
     trials that break a constraint below every feasible one."""
     sampler = study.sampler
     if isinstance(sampler, HybridSampler):
-        chosen = sampler._by_trial.get(trial_number)
-        if chosen is None:
-            finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
-            return finished >= sampler.switch_at
+        chosen = sampler._by_trial.get(trial_number) or sampler._for_next_trial(study)
         return isinstance(chosen, TPESampler)
     return isinstance(sampler, TPESampler)
 
