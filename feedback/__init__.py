@@ -15,7 +15,7 @@ This package imports no other project package, nor ray, torch or smolagents.
 
 from __future__ import annotations
 
-from ._configs import ConfigResult, config_key, rank_configs
+from ._configs import ConfigResult, config_key, params_key, rank_configs
 from ._dashboard import render_dashboard, write_dashboard
 from ._demo import DEMO_THRESHOLDS, populate_demo_history, write_demo_dashboard
 from ._errors import CorruptFragmentWarning, FeedbackError, FeedbackSchemaError
@@ -79,6 +79,7 @@ __all__ = [
     "git_commit",
     "history_text",
     "load_epoch_metrics",
+    "params_key",
     "parse_epoch_metrics",
     "populate_demo_history",
     "rank_configs",

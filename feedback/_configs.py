@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._records import RunRecord
 
-__all__ = ["ConfigResult", "config_key", "rank_configs"]
+__all__ = ["ConfigResult", "config_key", "params_key", "rank_configs"]
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """Canonical JSON of a run's parameters (sorted keys, compact; other types as str)."""
+    return json.dumps(dict(params), sort_keys=True, separators=(",", ":"), default=str)
 
 
 def config_key(record: RunRecord) -> tuple[str, str]:
-    """(arm, canonical JSON of params): the identity repeated evaluations share."""
-    return record.arm, json.dumps(record.params, sort_keys=True, separators=(",", ":"))
+    """(arm, `params_key` of params): the identity repeated evaluations share."""
+    return record.arm, params_key(record.params)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ which trains with the seed the reserved ``agentune`` entry names.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from feedback import params_key
 from search.arms import Arm, ArmRegistry
 
 __all__ = ["RepeatPlanner"]
@@ -79,7 +79,7 @@ class RepeatPlanner:
         Returns:
             How many repeats were queued.
         """
-        key = (arm.name, json.dumps(dict(params), sort_keys=True, default=str))
+        key = (arm.name, params_key(params))  # the identity `feedback.rank_configs` groups by
         best = self.best_mean()
         self.values.setdefault(key, []).append(value)
         if self.repeats == 0 or origin == "repeat" or arm.retired:
