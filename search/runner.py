@@ -6,7 +6,7 @@
    one of that goal) holding `history/` (the Parquet `FeedbackStore`), `ray/` (Tune's
    experiment) and `dashboard.html`.
 2. Joins the cluster in `RAY_ADDRESS` (as under `ray job submit`), or starts an embedded Ray
-   on this machine (node address 127.0.0.1) sized to its CPUs.
+   on this machine (node address 127.0.0.1) sized to its CPUs (`search.campaign_env`).
 3. Builds the experiment's dataset once (through the on-disk cache) and hands it to every trial
    through Ray's object store.
 4. Runs Tune with an `AgentSearcher` (per-arm Optuna, escalation through the proposer, every
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from agent.safety.proposals import ProposalCheck
 from search.arms import fitted_startup_trials
 from search.campaign_dirs import campaign_directory, campaign_name
+from search.campaign_env import check_trial_resources, init_ray, quiet_libraries
 from search.goals import (
     CampaignError,
     CampaignGoal,
@@ -236,75 +236,6 @@ def resumed_budget(store: FeedbackStore, campaign: str, requested: int | None) -
     return saved
 
 
-def _init_ray(num_cpus: int | None = None) -> bool:
-    """Join `RAY_ADDRESS` or start an embedded Ray (node address 127.0.0.1, no dashboard).
-
-    Returns:
-        True when this call started Ray (the caller shuts it down), False when it joined one.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        logger.info("Joining the Ray cluster at %s", address)
-        ray.init(address=address, log_to_driver=False)
-        return False
-    ray.init(
-        num_cpus=num_cpus or os.cpu_count() or 1,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    return True
-
-
-def _quiet_libraries() -> None:
-    """Keep the terminal for the campaign's own lines: Tune's tables and Optuna's study logs
-    go to the log files and `--verbose`, not to every run's output."""
-    import optuna
-
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # one checkpoint per epoch is the design (a restored trial resumes from its last epoch)
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if not logger.isEnabledFor(logging.INFO):
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def check_trial_resources(goal: CampaignGoal, *, embedded: bool) -> None:
-    """Refuse a goal whose trials fit on no node of the Ray this campaign runs on.
-
-    Tune would wait forever for such a trial (it only warns). A trial's CPUs and GPUs must
-    come from one node. On a cluster the campaign joined, an autoscaler may still add a node
-    that fits (the cluster configs here start GPU workers on demand), so that is a warning.
-
-    Raises:
-        CampaignError: on an embedded Ray (this machine only) that cannot hold one trial.
-    """
-    import ray
-
-    cpu, gpu = goal.resources.cpu, goal.resources.gpu
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in nodes):
-        return
-    have = ", ".join(f"{n.get('CPU', 0):g} CPU/{n.get('GPU', 0):g} GPU" for n in nodes)
-    asked = f"each trial asks for {cpu:g} CPU and {gpu:g} GPU (resources:)"
-    if not embedded:
-        logger.warning(
-            "%s: %s, which no node of the cluster has now (%s); waiting for the autoscaler",
-            goal.spec, asked, have or "no nodes",
-        )  # fmt: skip
-        return
-    raise CampaignError(
-        f"{goal.spec}: {asked}, but the Ray started on this machine has {have or 'nothing'}, "
-        "so no trial could start; lower resources.cpu / resources.gpu in the goal (gpu: 0 "
-        "trains on CPU), or run it on a cluster that has them (RAY_ADDRESS, or agentune "
-        "submit: cluster/README.md)"
-    )
-
-
 def load_campaign_dataset(goal: CampaignGoal) -> Any:
     """Compose the goal's experiment once on the driver and load its dataset (cached on disk)."""
     from biosignals.data.cache import load_dataset
@@ -344,7 +275,7 @@ def run_campaign(
 
     options = options or CampaignOptions()
     t0 = time.perf_counter()
-    _quiet_libraries()
+    quiet_libraries()
     # Every arm composes and passes the target check before anything starts: a bad space key
     # would otherwise fail every trial and end the campaign as "hopeless".
     check_goal_composes(goal, default_configs_dir())
@@ -376,7 +307,7 @@ def run_campaign(
                 },
             )
         )
-    started_ray = _init_ray(num_cpus)
+    started_ray = init_ray(num_cpus)
     try:
         check_trial_resources(goal, embedded=started_ray)
         dataset = load_campaign_dataset(goal)

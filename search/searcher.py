@@ -6,9 +6,10 @@ This module is Tune's `Searcher` API and nothing else; the parts it delegates to
 `search.recorder` (the history), `search.agent_loop` with `search.escalator`,
 `search.proposal_worker` and `search.proposals` (the agent side), `search.warm_start`
 (outside results), `search.repeats` (re-evaluating incumbents) and `search.checkpoint`
-(files); the methods beyond Tune's API (properties, outside results, `state_summary`) are
-the mixin `search.searcher_extensions`. The keys shared with the trainable are in
-`search.contract`.
+(files); learning the space, metric, mode and concurrency (Tune's set-up handshake) and
+building the base arm is the mixin `search.searcher_setup`, the methods beyond Tune's API
+(properties, outside results, `state_summary`) the mixin `search.searcher_extensions`. The
+keys shared with the trainable are in `search.contract`.
 """
 
 from __future__ import annotations
@@ -26,20 +27,20 @@ from agent.proposer import Proposal, Proposer
 from agent.safety.proposals import ProposalCheck
 from search import optuna_bridge
 from search.agent_loop import AgentLoop
-from search.arms import BASE_ARM, ArmRegistry
+from search.arms import ArmRegistry
 from search.checkpoint import read_state, write_state
 from search.contract import EPOCH_KEY, FINAL_KEY, RESERVED_KEY, RUN_ID_KEY
 from search.escalation import EscalationPolicy
 from search.escalator import Escalator
 from search.outcomes import Constraint, check_constraints, classify, goal_noise, int_or_none
 from search.proposal_worker import ProposalWorker
-from search.proposals import arm_space
 from search.recorder import HistoryRecorder, epoch_row
 from search.repeats import RepeatPlanner
 from search.review import StopCampaign, TrialReviewer
 from search.samplers import SAMPLERS
 from search.searcher_extensions import SearcherExtensions
-from search.space import convert_search_space, flatten_config, is_finite_number
+from search.searcher_setup import SearcherSetup
+from search.space import convert_search_space, is_finite_number
 from search.trials import PendingTrial, TrialBook, suggested_config
 
 if TYPE_CHECKING:
@@ -49,18 +50,8 @@ __all__ = ["EPOCH_KEY", "FINAL_KEY", "RESERVED_KEY", "RUN_ID_KEY", "AgentSearche
 
 logger = logging.getLogger(__name__)
 
-UNDEFINED_SPACE = (
-    "{cls} has no search space: pass `space=` to the constructor or a `param_space` with "
-    "search domains to the Tuner."
-)
-UNDEFINED_METRIC_MODE = (
-    "{cls} needs a metric and a mode, got metric={metric!r}, mode={mode!r}: pass them to the "
-    "constructor. `tune.TuneConfig(metric=..., mode=...)` only reaches the searcher when the "
-    "Tuner's `param_space` is not empty."
-)
 
-
-class AgentSearcher(SearcherExtensions, Searcher):
+class AgentSearcher(SearcherSetup, SearcherExtensions, Searcher):
     """Per-arm Optuna studies, escalated by an agent when tuning stalls.
 
     Drop-in use (no campaign, no LLM): like `OptunaSearch`, it tunes a plain Tune search
@@ -166,7 +157,7 @@ class AgentSearcher(SearcherExtensions, Searcher):
         sampler: each arm's Optuna sampler (`search.samplers`): "auto" (default: Optuna's
             `GPSampler` for an arm's first 64 finished trials, where it beats TPE, then
             `TPESampler`, so long searches stay cheap per suggestion), "gp" (the campaign
-            goals' default) or "tpe" (as Tune's `OptunaSearch`).
+            goals' default), "tpe" (as Tune's `OptunaSearch`) or "random".
         annotate: force the reserved config entry on (True) or off (False); None: on in
             campaign mode.
         proposal_check: the safety layer's check every proposal passes before it becomes an
@@ -332,83 +323,6 @@ class AgentSearcher(SearcherExtensions, Searcher):
     def close(self) -> None:
         """Forget a running proposer call (its daemon thread ends on its own; not waited for)."""
         self._agent.worker.close()
-
-    # ------------------------------------------------------------------ set-up
-
-    def _metric_and_mode_known(self) -> bool:
-        if self._mode and not self._metric:
-            self._metric = DEFAULT_METRIC  # like OptunaSearch: a mode alone means "_metric"
-        return bool(self._metric and self._mode)
-
-    def _setup(self) -> ArmRegistry:
-        if self._registry is not None:
-            return self._registry
-        assert self._base_space is not None and self._mode is not None  # callers checked
-        registry = ArmRegistry(mode=self._mode, **self._arm_settings)
-        base = registry.add(
-            BASE_ARM,
-            tier=0,
-            overrides=self._base_overrides,
-            space=arm_space(self._base_space, self._base_overrides),
-        )
-        for point in self._points_to_evaluate:
-            registry.enqueue(base, flatten_config(point), "human")
-        self._registry = registry
-        self._repeats = RepeatPlanner(self._repeats_wanted, self._mode)
-        return registry
-
-    def _ready(self) -> ArmRegistry:
-        if self._base_space is None:
-            raise RuntimeError(UNDEFINED_SPACE.format(cls=type(self).__name__))
-        if not self._metric_and_mode_known():
-            raise RuntimeError(
-                UNDEFINED_METRIC_MODE.format(
-                    cls=type(self).__name__, metric=self._metric, mode=self._mode
-                )
-            )
-        return self._setup()
-
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        """Take metric, mode and (when none was given) the space from the Tuner.
-
-        Returns:
-            False when the constructor already set a space and `config` holds search domains
-            too (Tune then raises its "already instantiated with a search space" error);
-            True otherwise.
-        """
-        if metric and not self._metric:
-            self._metric = metric
-        if mode and not self._mode:
-            if mode not in ("min", "max"):
-                raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}.")
-            self._mode = mode
-        converted = convert_search_space(config)
-        if self._base_space is not None and self._registry is not None:
-            return not converted
-        if self._base_space is None or (converted and not self._base_space):
-            self._base_space = converted
-        elif converted:
-            return False
-        if self._metric_and_mode_known():
-            self._setup()
-        return True
-
-    def set_max_concurrency(self, max_concurrent: int) -> bool:
-        """Enforce Tune's `max_concurrent_trials` here instead of in `ConcurrencyLimiter`.
-
-        The limiter drops completions of trial ids it did not hand out, which after
-        `Tuner.restore(..., restart_errored=True)` are exactly the rerun trials; limiting here
-        lets them reach `on_trial_complete`.
-
-        Returns:
-            True (the limiter then passes every call through).
-        """
-        if max_concurrent < 1:
-            raise ValueError(f"`max_concurrent` must be >= 1, got {max_concurrent}.")
-        self._max_concurrent = max_concurrent
-        return True
 
     # ------------------------------------------------------------------ trials
 

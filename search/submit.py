@@ -16,8 +16,9 @@ what `ray job submit --working-dir . -- agentune run GOAL` runs, plus:
   `RAY_AUTH_TOKEN_PATH`, `~/.ray/auth_token`) and sent as the `Authorization` header, unless
   `RAY_AUTH_MODE=disabled`.
 
-`plan_submission` builds the `JobPlan` (no network); `submit_job` sends it through
-`ray.job_submission.JobSubmissionClient`; `follow_job` streams its logs until it ends.
+`plan_submission` builds the `JobPlan` (`search.job_plan`; no network); `submit_job` sends
+it through `ray.job_submission.JobSubmissionClient`; `follow_job` streams its logs until it
+ends.
 
 Example::
 
@@ -37,14 +38,13 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from search.contract import GIT_COMMIT_ENV
 from search.goals import CampaignError, CampaignGoal
+from search.job_plan import PROJECT_ROOT, UPLOAD_EXCLUDES, JobPlan
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -64,34 +64,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-"""The folder uploaded as the job's working dir: this checkout (campaigns/, configs/, code)."""
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
-UPLOAD_EXCLUDES: tuple[str, ...] = (
-    ".git",
-    ".venv",
-    "**/__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    "*.egg-info",
-    ".cache",
-    "build",
-    "dist",
-    # campaign output, training runs and Hydra's folders: results, not code
-    "agentune_runs",
-    "runs",
-    "outputs",
-    "multirun",
-    # what a local campaign's agent generated: a job's agent writes its own
-    "generated_models/gen_*.py",
-    "configs/model/gen_*.yaml",
-    # secrets never travel in the upload (they go through runtime_env env_vars)
-    ".env",
-    ".env.*",
-)
-"""runtime_env `excludes` of the upload (gitignore syntax); `cluster/runtime_env.yaml`, the
-file `ray job submit --runtime-env` takes, lists the same (a test checks it)."""
 _TIMESTAMP = "%Y%m%d-%H%M%S"  # the runner's campaign folder format
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Ray's own variables are the cluster's business, never forwarded from the client.
@@ -100,93 +73,6 @@ _RAY_PREFIX = "RAY_"
 
 class SubmitError(CampaignError):
     """The job cannot be submitted; the message says what was wrong and what to do."""
-
-
-@dataclass(frozen=True)
-class JobPlan:
-    """Everything a submission sends, built by `plan_submission`.
-
-    Attributes:
-        address: the cluster's dashboard URL (`http://127.0.0.1:8265`).
-        submission_id: `agentune-<campaign>`.
-        campaign: the campaign's name in the history (`mitbih-aami3_quick-20261201-162452`).
-        goal: the goal as the job loads it (`mitbih:aami3_quick`, or a path inside the
-            project relative to its root).
-        budget: trials to run.
-        entrypoint: the shell command the job runs (`agentune run ...`); holds no secret.
-        campaign_dir: where the campaign directory lands on the node running the job.
-        working_dir: the folder uploaded.
-        env_names: the variables forwarded from this shell (names only).
-        secrets: their values (never printed: excluded from repr).
-    """
-
-    address: str
-    submission_id: str
-    campaign: str
-    goal: str
-    budget: int
-    entrypoint: str
-    campaign_dir: Path
-    working_dir: Path = PROJECT_ROOT
-    env_names: tuple[str, ...] = ()
-    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
-    git_commit: str | None = None
-
-    @property
-    def history_dir(self) -> Path:
-        """The campaign's Parquet history (absolute)."""
-        return self.campaign_dir / "history"
-
-    @property
-    def dashboard(self) -> Path:
-        """The campaign's HTML dashboard (absolute; written when the campaign ends)."""
-        return self.campaign_dir / "dashboard.html"
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        """The job metadata: campaign, goal, budget and the absolute result paths."""
-        return {
-            "campaign": self.campaign,
-            "goal": self.goal,
-            "budget": str(self.budget),
-            "history": str(self.history_dir),
-            "dashboard": str(self.dashboard),
-        }
-
-    def runtime_env(self) -> dict[str, Any]:
-        """The job's runtime_env: the upload and the forwarded variables (secret values!)."""
-        # Unbuffered: the one-line-per-trial progress reaches `ray job logs` as it happens.
-        env_vars = {"PYTHONUNBUFFERED": "1", **self.secrets}
-        if self.git_commit:  # the upload has no .git: the job's records get it from here
-            env_vars[GIT_COMMIT_ENV] = self.git_commit
-        return {
-            "working_dir": str(self.working_dir),
-            "excludes": list(UPLOAD_EXCLUDES),
-            "env_vars": env_vars,
-        }
-
-    def instructions(self, *, token: bool = False) -> list[str]:
-        """What `agentune submit` prints: the id, how to follow the job, where results land.
-
-        Args:
-            token: the cluster needs the auth token; `ray job` commands then need
-                `RAY_AUTH_MODE=token` in their environment.
-        """
-        ray = "RAY_AUTH_MODE=token ray" if token and not _auth_mode_set() else "ray"
-        at = f"{self.submission_id} --address {self.address}"
-        return [
-            f"submitted: {self.submission_id} ({self.goal}, {self.budget} trials) to "
-            f"{self.address}",
-            f"logs:      {ray} job logs --follow {at}",
-            f"status:    {ray} job status {at}",
-            f"stop:      {ray} job stop {at}",
-            f"history:   {self.history_dir}",
-            f"dashboard: {self.dashboard} (written when the campaign ends)",
-        ]
-
-
-def _auth_mode_set() -> bool:
-    return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
 
 
 def normalize_address(address: str | None, environ: Mapping[str, str]) -> str:
