@@ -12,9 +12,9 @@ the searcher does, with :func:`feedback.drift` / :func:`feedback.stagnation` on 
 :class:`feedback.History`. Values are the true quality of the trial plus Gaussian noise of
 standard deviation ``sigma``, the seed noise measured on the biosignal tasks: ECG validation
 macro F1 0.021 (20-epoch runs, goal ``mitbih:aami3_baseline``: window 8, min_delta 0.005,
-patience 2) and 0.035 (three-epoch runs, ``mitbih:aami3_quick``: window 3, min_delta 0.01,
+patience 2) and 0.035 (three-epoch runs, ``mitbih:aami3_quick``: window 6, min_delta 0.01,
 patience 1); PPG validation MAE 0.8 bpm (``galaxyppg:hr_optimize``: window 6, min_delta
-0.1, patience 2) and 2.4 bpm (``galaxyppg:hr_quick``: window 3, min_delta 0.25, patience 1;
+0.1, patience 2) and 2.4 bpm (``galaxyppg:hr_quick``: window 6, min_delta 0.25, patience 1;
 MAE is minimised). Each setting runs twice: with the noise estimated from the campaign
 (what the shipped goals do) and with the goal giving it (``SignalThresholds.noise``).
 
@@ -27,7 +27,7 @@ Measured, per setting (targets in brackets):
 * (b) false stagnation: share of campaigns still improving at a steady rate (the true
   quality rises by 2 sigma per window, so the expected best gains 2 noise std per window)
   that are called stagnant at any point [<= 5 %]; the same within the goal's own budget
-  (24 trials for ``aami3_quick``, 10 for ``hr_quick``); the share at 4 sigma per window;
+  (30 trials for ``aami3_quick``, 32 for ``hr_quick``); the share at 4 sigma per window;
   and the share recommended ``change_model`` (stagnant with ``patience * window`` runs
   since the last credited improvement) at any point.
 * (c) stall: the same improvement stops at trial 32; share detected as stagnant within two
@@ -94,9 +94,9 @@ class Setting:
 
 GOALS = (
     ("ECG F1 sd 0.021", "mitbih:aami3_baseline", "max", 0.80, 0.021, 8, 0.005, 2, 64),
-    ("ECG F1 sd 0.035", "mitbih:aami3_quick", "max", 0.80, 0.035, 3, 0.01, 1, 24),
+    ("ECG F1 sd 0.035", "mitbih:aami3_quick", "max", 0.80, 0.035, 6, 0.01, 1, 30),
     ("PPG MAE sd 0.8", "galaxyppg:hr_optimize", "min", 6.0, 0.8, 6, 0.1, 2, 48),
-    ("PPG MAE sd 2.4", "galaxyppg:hr_quick", "min", 8.0, 2.4, 3, 0.25, 1, 10),
+    ("PPG MAE sd 2.4", "galaxyppg:hr_quick", "min", 8.0, 2.4, 6, 0.25, 1, 32),
 )
 
 

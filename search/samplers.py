@@ -9,6 +9,8 @@
 * ``auto``: `HybridSampler`, GP for an arm's first `GP_TRIALS` finished trials, where it beats
   TPE, then TPE, whose cost per suggestion stays small in long drop-in searches (thousands of
   trials). The drop-in `AgentSearcher`'s default.
+* ``random``: `optuna.samplers.RandomSampler`, independent uniform draws (the baseline every
+  other sampler must beat; the escalation benchmark's "random search" arm).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 __all__ = ["GP_TRIALS", "SAMPLERS", "HybridSampler", "make_sampler", "samples_with_tpe"]
 
-SAMPLERS: tuple[str, ...] = ("tpe", "gp", "auto")
+SAMPLERS: tuple[str, ...] = ("tpe", "gp", "auto", "random")
 """Names an arm's sampler may have (`ArmRegistry`'s and `AgentSearcher`'s `sampler`)."""
 
 GP_TRIALS = 64
@@ -143,4 +145,7 @@ def make_sampler(name: str, seed: int | None, kwargs: Mapping[str, Any]) -> Base
         return optuna.samplers.TPESampler(seed=seed, **kwargs)
     if name == "auto":
         return HybridSampler(seed=seed, **kwargs)
+    if name == "random":
+        # It has no startup phase or other settings: kwargs meant for GP or TPE are ignored.
+        return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {name!r}.")

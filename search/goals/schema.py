@@ -78,7 +78,7 @@ class CampaignGoal(Schema):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     seed: int | None = None
     # Each arm's Optuna sampler; GP beats TPE at campaign budgets (bench/tpe_settings.py).
-    sampler: Literal["tpe", "gp", "auto"] = "gp"
+    sampler: Literal["tpe", "gp", "auto", "random"] = "gp"
     # Extra evaluations, with other seeds, of each new incumbent; the best config is then the
     # one with the best mean (one lucky seed cannot stay the campaign's best).
     repeats: int = Field(default=0, ge=0, le=10)

@@ -37,6 +37,10 @@ def test_constructor_arguments_reach_the_samplers_that_take_them() -> None:
         HybridSampler(switch_at=-1)
     assert isinstance(make_sampler("gp", 0, {}), GPSampler)
     assert isinstance(make_sampler("tpe", 0, {}), TPESampler)
+    # Random search has no startup phase: the campaign's startup count does not reach it.
+    assert isinstance(
+        make_sampler("random", 0, {"n_startup_trials": 4}), optuna.samplers.RandomSampler
+    )
     with pytest.raises(ValueError, match="sampler"):
         make_sampler("cmaes", 0, {})
 
