@@ -11,6 +11,10 @@ algorithm through the same methods Tune's trial runner calls, in the order it ca
 the order they started). A `BasicVariantGenerator` is driven through `add_configurations`
 and `next_trial`, as Tune does. The search-quality part checks on a subset that both give
 the same regrets.
+
+A problem is either a test function (`bench.functions.Problem`, searched on its box) or any
+`Objective`: an object with a ``name``, its own Tune space (``tune_space()``) and
+``evaluate(config, seed)``, e.g. a real training task (`bench.workload_quality`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import logging
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench.functions import Problem
 
@@ -39,16 +43,39 @@ class Observation:
     Attributes:
         true: the noiseless function value at the trial's point.
         observed: what the searcher was told (true value plus the problem's noise).
+        config: the trial's config as the searcher suggested it (`run_loop` sets it; None
+            from `run_tune`); not part of equality or hashing.
     """
 
     true: float
     observed: float
+    config: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
-def tune_space(problem: Problem) -> dict[str, Any]:
-    """The problem's box as a Tune search space (`tune.uniform` per parameter)."""
+class Objective(Protocol):
+    """A minimisation problem with its own search space (a training task, not a box).
+
+    `evaluate` returns (true value, observed value); both equal for a noiseless objective.
+    """
+
+    @property
+    def name(self) -> str:
+        """Short name for messages and results."""
+
+    def tune_space(self) -> dict[str, Any]:
+        """``{parameter: ray.tune Domain}``, what a Tuner gets as ``param_space``."""
+
+    def evaluate(self, config: dict[str, Any], seed: int) -> tuple[float, float]:
+        """(true value, observed value) of `config` under seed `seed`."""
+
+
+def tune_space(problem: Problem | Objective) -> dict[str, Any]:
+    """The problem's Tune search space: an `Objective`'s own, or a test function's box
+    (`tune.uniform` per parameter)."""
     from ray import tune
 
+    if not isinstance(problem, Problem):
+        return problem.tune_space()
     return {
         k: tune.uniform(lo, hi)
         for k, (lo, hi) in zip(problem.fn.keys, problem.fn.bounds, strict=True)
@@ -79,7 +106,7 @@ class _VariantDriver:
         """Random search learns nothing."""
 
 
-def _as_searcher(alg: Any, problem: Problem, budget: int, concurrency: int) -> Any:
+def _as_searcher(alg: Any, problem: Problem | Objective, budget: int, concurrency: int) -> Any:
     from ray.tune.search import BasicVariantGenerator
 
     space = tune_space(problem)
@@ -96,13 +123,13 @@ def _as_searcher(alg: Any, problem: Problem, budget: int, concurrency: int) -> A
 
 
 def run_loop(
-    alg: Any, problem: Problem, seed: int, budget: int, concurrency: int = 2
+    alg: Any, problem: Problem | Objective, seed: int, budget: int, concurrency: int = 2
 ) -> list[Observation]:
     """Run `budget` trials of `problem` through `alg`'s Tune callbacks (module docstring).
 
     Args:
         alg: an unconfigured searcher from `bench.searchers.build`.
-        problem: what to minimise.
+        problem: what to minimise (a test function or an `Objective`).
         seed: the noise seed (paired across searchers).
         budget: trials to run.
         concurrency: trials in flight at once (Tune's ``max_concurrent_trials``).
@@ -133,7 +160,7 @@ def run_loop(
         result = {METRIC: observed, "training_iteration": 1}
         searcher.on_trial_result(trial_id, result)
         searcher.on_trial_complete(trial_id, result)
-        out.append(Observation(true, observed))
+        out.append(Observation(true, observed, config))
     return out
 
 

@@ -63,6 +63,23 @@ def test_search_quality_compares_every_searcher_and_checks_tune(smoke_results: P
     assert check["identical"] == check["compared"]  # the loop is what Tune does
 
 
+def test_workload_quality_compares_every_searcher_on_a_deterministic_training(
+    smoke_results: Path,
+) -> None:
+    fig = json.loads((smoke_results / "workload_quality.json").read_text())["figures"]
+    methods = {"agent", "tpe", "gp", "random", "default"}
+    for entry in fig["budgets"].values():
+        assert set(entry["mean_reached"]) == methods
+        assert set(entry["mean_test_at_best"]) == methods
+        assert set(entry["comparisons"]) == {f"agent/{m}" for m in methods - {"agent"}}
+        assert all(0.0 <= v <= 1.0 for v in entry["mean_reached"].values())
+        assert min(entry["mean_shortfall"].values()) >= 0.0
+        assert max(entry["mean_reached"].values()) <= fig["best_any"]
+    assert fig["deterministic"]["identical"] is True  # same config, same value: paired
+    assert fig["trainings"]["distinct"] <= fig["trainings"]["trials"] + 1
+    assert fig["trainings"]["failed"] == []
+
+
 def test_overhead_measures_latency_pending_and_tune(smoke_results: Path) -> None:
     fig = json.loads((smoke_results / "overhead.json").read_text())["figures"]
     for row in fig["latency"].values():
@@ -87,3 +104,14 @@ def test_suite_summary_lists_the_parts_with_their_times(smoke_results: Path) -> 
     names = [e["name"] for e in summary["parts"]]
     assert names == [p.name for p in PARTS if p.target is not None]
     assert summary["total_s"] > 0 and summary.keys() >= ENV_KEYS
+
+
+def test_escalation_runs_every_method_through_the_campaign_runner(smoke_results: Path) -> None:
+    fig = json.loads((smoke_results / "escalation.json").read_text())["figures"]
+    (workload,) = fig["workloads"]
+    assert set(workload["methods"]) == {"campaign", "tpe", "random"}
+    for method in workload["methods"].values():
+        assert all(v is not None for v in method["best_val"] + method["test_of_best"])
+    for runs in fig["runs"].values():
+        assert all(r["trials"] == fig["settings"]["budget"] for r in runs)
+    assert {"val", "test"} == set(workload["verdicts"])

@@ -119,14 +119,16 @@ def test_select_runs_every_implemented_part_in_smoke_and_the_quick_ones_in_quick
     assert [p.name for p in select(PARTS, "smoke")] == implemented
     quick = [p.name for p in select(PARTS, "quick")]
     assert "search_quality" in quick and "tpe_settings" not in quick
+    assert "escalation" not in quick  # an hour on 2 CPUs: only when named
     assert [p.name for p in select(PARTS, "quick", ["tpe_settings"])] == ["tpe_settings"]
+    assert [p.name for p in select(PARTS, "quick", ["escalation"])] == ["escalation"]
 
 
 @pytest.mark.parametrize(
     ("mode", "only", "message"),
     [
         ("quick", ["nope"], "unknown part"),
-        ("quick", ["escalation"], "not implemented"),
+        ("quick", ["gpu"], "not implemented"),
         ("fast", [], "mode must be one of"),
     ],
 )
