@@ -1,12 +1,16 @@
 """Part ``escalation``: what the agent's escalation buys over tuning alone, on the workload.
 
 For each workload goal (``--quick``: ``mitbih:aami3_quick`` and ``galaxyppg:hr_quick``;
-``--full``: ``mitbih:aami3_baseline`` and ``galaxyppg:hr_optimize``) three methods run the
+``--full``: ``mitbih:aami3_baseline`` and ``galaxyppg:hr_optimize``) each method runs the
 same trial budget through `search.runner.run_campaign` (the same trainable, history and
-test evaluation), on paired seeds:
+test evaluation), on paired seeds (four methods):
 
 * ``campaign``: the goal as shipped: Optuna tuning, escalation on, the offline agent
   proposing config variants (tier 2) and generated models (tier 3).
+* ``tune_only``: the same goal with escalation off (``max_tier: 0``, no other models): the
+  campaign's own Optuna tuning of the baseline model (its sampler, GP in the shipped goals).
+  The campaign against it is the value of escalation proper; against TPE, of the whole
+  platform (its sampler choice included).
 * ``tpe``: TPE alone in the baseline model's space (the goal with ``max_tier: 0``, no other
   models, ``sampler: tpe`` with the campaign's startup trials): what `OptunaSearch` does.
 * ``random``: random search in the same space (``sampler: random``).
@@ -28,6 +32,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,7 @@ from bench.suite import PartResult, RunContext, Target
 
 logger = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("campaign", "tpe", "random")
+METHODS: tuple[str, ...] = ("campaign", "tune_only", "tpe", "random")
 #: The share of TPE alone's trials the campaign may need to reach the target (issue 12).
 TRIALS_SHARE_TARGET = 0.6
 
@@ -80,10 +85,11 @@ def method_goal(goal: Any, method: str, extra_overrides: Sequence[str] = ()) -> 
     overrides = [*goal.overrides, *extra_overrides]
     if method == "campaign":
         return goal.model_copy(update={"overrides": overrides})
+    alone = {"overrides": overrides, "max_tier": 0, "models": []}
+    if method == "tune_only":
+        return goal.model_copy(update=alone)
     if method in ("tpe", "random"):
-        return goal.model_copy(
-            update={"overrides": overrides, "max_tier": 0, "models": [], "sampler": method}
-        )
+        return goal.model_copy(update={**alone, "sampler": method})
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
@@ -113,11 +119,20 @@ def run_curves(runs: Sequence[Any], mode: str, test_key: str) -> dict[str, list[
 
 
 def trials_to_reach(curve: Sequence[float | None], target: float, mode: str) -> int | None:
-    """The first trial count at which `curve` reaches `target`; None if it never does."""
+    """The trial count from which `curve` is at or beyond `target` up to its end; None if its
+    last value is not.
+
+    The validation curve never falls back, so this is where it first reaches the target.
+    The test curve can (a new best-by-validation run may be worse on test): a test value
+    that a campaign's pick held early, by chance, and lost does not count as reached.
+    """
+    reached: int | None = None
     for i, value in enumerate(curve, start=1):
         if value is not None and _better(mode, value, target):
-            return i
-    return None
+            reached = i if reached is None else reached
+        else:
+            reached = None
+    return reached
 
 
 def test_rank(runs: Sequence[Any], best: Any, test_key: str, mode: str) -> int | None:
@@ -197,6 +212,14 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     return out
 
 
+def _paired(a: Sequence[float | None], b: Sequence[float | None]) -> dict[str, Any]:
+    """`paired_difference` over the seeds where both values exist (none: a method not run)."""
+    if len(a) != len(b):
+        return {"n": 0, "mean": None}
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+    return paired_difference([x for x, _ in pairs], [y for _, y in pairs])
+
+
 def summarise(goal: Any, results: Sequence[dict[str, Any]], budget: int) -> dict[str, Any]:
     """Per method: final values, trials to the targets, agent cost; campaign-vs-TPE verdicts."""
     by = {m: [r for r in results if r["method"] == m] for m in METHODS}
@@ -243,17 +266,14 @@ def summarise(goal: Any, results: Sequence[dict[str, Any]], budget: int) -> dict
             and camp_median is not None
             and sign * camp_median > sign * max(tpe_best, key=lambda v: sign * v)
         )
-        pairs = [
-            (a, b)
-            for a, b in zip(camp[key], tpe[key], strict=True)
-            if a is not None and b is not None
-        ]
         verdicts[k] = {
             "target": targets[k],
             "trials_share": share,
             "beyond_tpe": beyond,
             "holds": (share is not None and share <= TRIALS_SHARE_TARGET) or beyond,
-            "difference_vs_tpe": paired_difference([a for a, _ in pairs], [b for _, b in pairs]),
+            "difference_vs_tpe": _paired(camp[key], tpe[key]),
+            # the value of escalation proper: the same goal, the same sampler, escalation off
+            "difference_vs_tune_only": _paired(camp[key], methods["tune_only"][key]),
         }
     return {
         "goal": goal.spec,
@@ -272,6 +292,14 @@ def _mean(values: Any) -> float | None:
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _difference(d: dict[str, Any] | None) -> str:
+    """A paired difference with its interval, e.g. ``+0.045 [-0.056, +0.147]``."""
+    if not d or d.get("mean") is None:
+        return "-"
+    interval = f" [{d['low']:+.3g}, {d['high']:+.3g}]" if d.get("low") is not None else ""
+    return f"{d['mean']:+.3g}{interval}"
 
 
 def _reach(values: Sequence[int | None], budget: int) -> str:
@@ -311,14 +339,13 @@ def table(summaries: Sequence[dict[str, Any]]) -> str:
                 f"{_fmt(float(np.mean(r['wall_s'])) if r['wall_s'] else None, 4)} |"
             )
         for k, label in (("val", "validation"), ("test", "test")):
-            d = v[k]["difference_vs_tpe"]
-            interval = f" [{d['low']:+.3g}, {d['high']:+.3g}]" if d.get("low") is not None else ""
             out.append(
                 f"- {label}: campaign/TPE trials to the target "
                 f"{_fmt(v[k]['trials_share'], 2)} (target <= {TRIALS_SHARE_TARGET}); beyond "
                 f"every TPE seed: {'yes' if v[k]['beyond_tpe'] else 'no'}; paired difference "
-                f"campaign - TPE {_fmt(d['mean'])}{interval}: "
-                f"**{'met' if v[k]['holds'] else 'missed'}**"
+                f"campaign - TPE {_difference(v[k]['difference_vs_tpe'])}: "
+                f"**{'met' if v[k]['holds'] else 'missed'}**; campaign - tune_only (the value "
+                f"of escalation itself) {_difference(v[k].get('difference_vs_tune_only'))}"
             )
         out.append("")
     return "\n".join(out)
@@ -349,6 +376,7 @@ def curves_plot(
     fig, axes = plots.subplots(len(summaries), 2, width=4.0)
     colours = {
         "campaign": plots.COLOURS["agent"],
+        "tune_only": plots.COLOURS["gp"],
         "tpe": plots.COLOURS["tpe"],
         "random": plots.COLOURS["random"],
     }
@@ -380,6 +408,42 @@ def curves_plot(
     return plots.save(fig, path)
 
 
+def report(
+    settings: EscalationSettings,
+    goals: Sequence[Any],
+    results: dict[str, list[dict[str, Any]]],
+    wall: float,
+    results_dir: Path,
+) -> PartResult:
+    """The part's result from its campaigns' figures (`run_one`'s, per goal spec)."""
+    summaries = [
+        summarise(goal, results[goal.spec], settings.budget or goal.budget) for goal in goals
+    ]
+    plot = curves_plot(summaries, results, results_dir / "escalation_curves.png")
+    figures = {
+        "settings": asdict(settings),
+        "wall_s": round(wall, 1),
+        "workloads": summaries,
+        "runs": results,
+    }
+    notes = [
+        f"{settings.seeds} paired seeds per method and workload, run one campaign at a time "
+        f"on a 2-CPU Ray ({wall:.0f} s in all); seeds are the searcher's, the trainer's seed is "
+        "the experiment's.",
+        "Targets: the median over seeds of TPE alone's final best validation value, and of "
+        "the test value of its best-by-validation run; a curve reaches a target at the trial "
+        "from which it stays there (the test curve can fall back); a run that never does "
+        "counts as the whole budget in the mean (so the TPE side is a lower bound).",
+    ]
+    return PartResult(
+        figures=figures,
+        table=table(summaries),
+        targets=targets(summaries),
+        plots=[plot],
+        notes=notes,
+    )
+
+
 def run(ctx: RunContext) -> PartResult:
     """The part (see the module docstring)."""
     import warnings
@@ -391,7 +455,6 @@ def run(ctx: RunContext) -> PartResult:
     goals = [load_goal(spec) for spec in settings.goals]
     ctx.reporter.start(len(goals) * settings.seeds * len(METHODS), "escalation: campaigns")
     results: dict[str, list[dict[str, Any]]] = {}
-    summaries = []
     t0 = time.perf_counter()
     with ctx.work_dir("escalation") as root, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -403,27 +466,36 @@ def run(ctx: RunContext) -> PartResult:
                     where = root / goal.spec.replace(":", "-")
                     results[goal.spec].append(run_one(goal, method, seed, settings, where))
                     ctx.reporter.advance()
-            summaries.append(summarise(goal, results[goal.spec], settings.budget or goal.budget))
-    wall = time.perf_counter() - t0
-    plot = curves_plot(summaries, results, ctx.results_dir / "escalation_curves.png")
-    figures = {
-        "settings": asdict(settings),
-        "wall_s": round(wall, 1),
-        "workloads": summaries,
-        "runs": {spec: rs for spec, rs in results.items()},
+    return report(settings, goals, results, time.perf_counter() - t0, ctx.results_dir)
+
+
+def rebuild(path: Path) -> Path:
+    """Recompute the summaries, table, targets and plot of a written ``escalation.json``
+    from its campaigns' figures (after a change to how they are summarised), in place; the
+    campaigns are not run again. Returns the Markdown file's path."""
+    import json
+
+    from bench.parts import PARTS
+    from bench.suite import write_part
+    from search.goals import load_goal
+
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    stored: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in doc["figures"]["settings"].items()
     }
-    notes = [
-        f"{settings.seeds} paired seeds per method and workload, run one campaign at a time "
-        f"on a 2-CPU Ray ({wall:.0f} s in all); seeds are the searcher's, the trainer's seed is "
-        "the experiment's.",
-        "Targets: the median over seeds of TPE alone's final best validation value, and of "
-        "the test value of its best-by-validation run; a run that never reaches a target "
-        "counts as the whole budget in the mean (so the TPE side is a lower bound).",
-    ]
-    return PartResult(
-        figures=figures,
-        table=table(summaries),
-        targets=targets(summaries),
-        plots=[plot],
-        notes=notes,
-    )
+    settings = EscalationSettings(**stored)
+    goals = [load_goal(spec) for spec in settings.goals]
+    result = report(settings, goals, doc["figures"]["runs"], doc["figures"]["wall_s"], path.parent)
+    env = {k: doc[k] for k in ("machine", "versions", "git")}
+    part = next(p for p in PARTS if p.name == "escalation")
+    started = datetime.fromisoformat(doc["started_at"])
+    _, md = write_part(path.parent, part, result, env, doc["mode"], doc["wall_s"], started)
+    return md
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Re-summarise a written escalation.json.")
+    parser.add_argument("--rebuild", type=Path, required=True, help="the escalation.json")
+    print(rebuild(parser.parse_args().rebuild))

@@ -109,7 +109,7 @@ def test_suite_summary_lists_the_parts_with_their_times(smoke_results: Path) -> 
 def test_escalation_runs_every_method_through_the_campaign_runner(smoke_results: Path) -> None:
     fig = json.loads((smoke_results / "escalation.json").read_text())["figures"]
     (workload,) = fig["workloads"]
-    assert set(workload["methods"]) == {"campaign", "tpe", "random"}
+    assert set(workload["methods"]) == {"campaign", "tune_only", "tpe", "random"}
     for method in workload["methods"].values():
         assert all(v is not None for v in method["best_val"] + method["test_of_best"])
     for runs in fig["runs"].values():

@@ -39,6 +39,9 @@ def test_trials_to_reach_respects_the_direction() -> None:
     assert escalation.trials_to_reach([None, 0.5, 0.7, 0.9], 0.7, "max") == 3
     assert escalation.trials_to_reach([9.0, 8.0, 7.5], 7.0, "min") is None
     assert escalation.trials_to_reach([9.0, 8.0, 6.5], 7.0, "min") == 3
+    # a test value held early and lost again is not reached: it counts from where it stays
+    assert escalation.trials_to_reach([0.8, 0.6, 0.75, 0.72], 0.7, "max") == 3
+    assert escalation.trials_to_reach([0.8, 0.6], 0.7, "max") is None
 
 
 def test_tpe_and_random_tune_only_the_baseline_model() -> None:
@@ -47,6 +50,8 @@ def test_tpe_and_random_tune_only_the_baseline_model() -> None:
     assert tpe.max_tier == 0 and tpe.models == [] and tpe.sampler == "tpe"
     assert tpe.overrides[-1] == "trainer.epochs=1" and tpe.space == goal.space
     assert escalation.method_goal(goal, "random").sampler == "random"
+    alone = escalation.method_goal(goal, "tune_only")  # the campaign's own sampler, no ladder
+    assert alone.sampler == goal.sampler and alone.max_tier == 0 and alone.models == []
     campaign = escalation.method_goal(goal, "campaign")
     assert campaign.max_tier == goal.max_tier and campaign.models == goal.models
     with pytest.raises(ValueError, match="method"):
