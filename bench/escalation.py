@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from bench import plots
+from bench.stats import paired_difference
 from bench.suite import PartResult, RunContext, Target
 
 logger = logging.getLogger(__name__)
@@ -202,20 +202,10 @@ def _median(values: Sequence[float | None]) -> float | None:
     return float(np.median(finite)) if finite else None
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Mean of a_s - b_s over paired seeds with a 95 % t interval (None below 2 pairs)."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    out: dict[str, Any] = {"n": len(d), "mean": float(d.mean()) if len(d) else None}
-    if len(d) >= 2:
-        half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-        out |= {"low": out["mean"] - half, "high": out["mean"] + half}
-    return out
-
-
 def _paired(a: Sequence[float | None], b: Sequence[float | None]) -> dict[str, Any]:
     """`paired_difference` over the seeds where both values exist (none: a method not run)."""
     if len(a) != len(b):
-        return {"n": 0, "mean": None}
+        return paired_difference([], [])
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
     return paired_difference([x for x, _ in pairs], [y for _, y in pairs])
 
@@ -264,7 +254,7 @@ def summarise(goal: Any, results: Sequence[dict[str, Any]], budget: int) -> dict
         beyond = bool(
             tpe_best
             and camp_median is not None
-            and sign * camp_median > sign * max(tpe_best, key=lambda v: sign * v)
+            and sign * camp_median > max(sign * v for v in tpe_best)
         )
         verdicts[k] = {
             "target": targets[k],

@@ -94,6 +94,28 @@ def paired_ratio(
     )
 
 
+def paired_difference(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
+) -> dict[str, Any]:
+    """Mean of a_s - b_s over pairs with a t interval.
+
+    Returns:
+        ``n``, ``mean`` (None without pairs), ``low`` and ``high`` (None with fewer than 2
+        pairs), and ``verdict``: "higher"/"lower" when the interval excludes 0, else "tie".
+    """
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    mean = float(d.mean()) if d.size else None
+    low = high = None
+    if mean is not None and d.size >= 2:
+        half = float(stats.t.ppf(0.5 + confidence / 2, d.size - 1)) * float(d.std(ddof=1))
+        half /= math.sqrt(d.size)
+        low, high = mean - half, mean + half
+    verdict = "tie"
+    if low is not None and high is not None and (low > 0 or high < 0):
+        verdict = "higher" if low > 0 else "lower"
+    return {"n": int(d.size), "mean": mean, "low": low, "high": high, "verdict": verdict}
+
+
 def median_p95(values: Sequence[float]) -> dict[str, float]:
     """Median, 95th percentile (nearest rank) and maximum of `values`.
 

@@ -46,12 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from bench import drive, searchers
 from bench.plots import COLOURS, save, subplots
 from bench.quality_report import SHORT, ratio_cell
-from bench.stats import paired_ratio
+from bench.stats import paired_difference, paired_ratio
 from bench.suite import PartResult, RunContext, Target
 from bench.workload_objective import (
     GOAL,
@@ -205,24 +204,6 @@ def run_grid(
 
 
 # ----------------------------------------------------------------------------- figures
-
-
-def paired_difference(
-    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
-) -> dict[str, Any]:
-    """Mean of a_s - b_s over pairs with a t interval (None with fewer than 2 pairs);
-    verdict "higher"/"lower" when the interval excludes 0."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    mean = float(d.mean())
-    low = high = None
-    if d.size >= 2:
-        half = float(stats.t.ppf(0.5 + confidence / 2, d.size - 1)) * float(d.std(ddof=1))
-        half /= math.sqrt(d.size)
-        low, high = mean - half, mean + half
-    verdict = "tie"
-    if low is not None and high is not None and (low > 0 or high < 0):
-        verdict = "higher" if low > 0 else "lower"
-    return {"n": int(d.size), "mean": mean, "low": low, "high": high, "verdict": verdict}
 
 
 def summarise(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bench import drive, searchers
+from bench.stats import paired_difference
 from bench.workload_objective import (
     Evaluator,
     GridStoppedError,
@@ -18,7 +19,7 @@ from bench.workload_objective import (
     WorkloadObjective,
     canonical,
 )
-from bench.workload_quality import WorkloadSettings, losses, paired_difference, summarise
+from bench.workload_quality import WorkloadSettings, losses, summarise
 from bench.workload_quality import tables as workload_tables
 from bench.workload_quality import targets as workload_targets
 
