@@ -28,7 +28,7 @@ PARTS: tuple[Part, ...] = (
         "escalation",
         "The value of escalation: a full campaign vs TPE alone vs random on the workload",
         "bench.escalation:run",
-        # 18 campaigns of 30-32 real trainings each: about an hour on 2 CPUs, more than the
+        # 24 campaigns of 32-36 real trainings each: about an hour on 2 CPUs, more than the
         # whole quick suite may take, so --quick runs it only when named (--only escalation)
         in_quick=False,
     ),

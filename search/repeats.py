@@ -13,6 +13,13 @@ measured noise (`feedback.estimate_noise` pools them).
 Repeats are trials like any other: they count towards the budget and are told to the arm's
 study (the Gaussian-process sampler models noisy values). They need the campaign trainable,
 which trains with the seed the reserved ``agentune`` entry names.
+
+The planner also keeps the seeds each configuration has trained with, so no configuration
+trains twice with one seed: training is seeded and deterministic, so that trial would only
+reproduce a value already known. Samplers do suggest a point again (the Gaussian-process
+sampler returns to a corner of the box it believes in: 1-2 trials per quick ECG campaign
+were such copies), and `fresh_seed` gives the copy the configuration's next unused
+seed, which turns it into one more evaluation of the configuration's mean.
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ class RepeatPlanner:
         self.repeats = repeats
         self.mode = mode
         self.values: dict[tuple[str, str], list[float]] = {}
+        # the seeds each configuration has trained with, is training with or is queued to
+        # (a trial without a seed of its own trains with the config's, counted as 0)
+        self.seeds: dict[tuple[str, str], set[int]] = {}
 
     def best_mean(self) -> float | None:
         """The best configuration's mean value so far, or None before any value."""
@@ -87,9 +97,8 @@ class RepeatPlanner:
         beats = best is None or (value > best if self.mode == "max" else value < best)
         if not beats:
             return 0
-        base = seed or 0
-        for k in range(1, self.repeats + 1):
-            registry.enqueue_repeat(arm, params, base + k)
+        for _ in range(self.repeats):
+            registry.enqueue_repeat(arm, params, self._reserve(key, seed or 0))
         logger.info(
             "Arm %r: %.4g beats the best mean %s; %d repeats with other seeds queued.",
             arm.name,
@@ -98,3 +107,42 @@ class RepeatPlanner:
             self.repeats,
         )
         return self.repeats
+
+    def fresh_seed(self, arm: str, params: Mapping[str, Any], seed: int | None) -> int | None:
+        """The seed a new trial of `params` in `arm` trains with, so no config repeats a seed.
+
+        Args:
+            arm: the trial's arm name.
+            params: its parameters.
+            seed: the seed it was given (None: the config's own, counted as 0).
+
+        Returns:
+            `seed` when the configuration has not used it; else the configuration's smallest
+            unused seed above it (the trial becomes another evaluation of the config, not a
+            copy of one). The returned seed counts as used from now on.
+        """
+        key = (arm, params_key(params))
+        used = self.seeds.setdefault(key, set())
+        wanted = seed or 0
+        if wanted not in used:
+            used.add(wanted)
+            return seed
+        fresh = self._reserve(key, wanted)
+        logger.info(
+            "Arm %r suggested a configuration that already trained with seed %d; it trains "
+            "with seed %d instead (the same seed would repeat the same value).",
+            arm,
+            wanted,
+            fresh,
+        )
+        return fresh
+
+    def _reserve(self, key: tuple[str, str], after: int) -> int:
+        """The smallest seed above `after` that `key` has not used, marked as used."""
+        used = self.seeds.setdefault(key, set())
+        used.add(after)  # the trial being repeated trained with it
+        seed = after + 1
+        while seed in used:
+            seed += 1
+        used.add(seed)
+        return seed

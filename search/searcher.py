@@ -95,7 +95,9 @@ class AgentSearcher(SearcherSetup, SearcherExtensions, Searcher):
     Suggested configs: the flat parameters (keys are the space's keys: Hydra override paths
     such as `"trainer.lr"`; nested-dict spaces come back nested) plus, in campaign mode only
     (or with `annotate=True`), the reserved entry ``config["agentune"]`` with the arm (its
-    name, tier, origin, fixed overrides, model, model code; layout in `search.contract`).
+    name, tier, origin, fixed overrides, model, model code, training seed; layout in
+    `search.contract`). With it, no configuration trains twice with one seed: a sampler's
+    copy of an evaluated config gets the config's next unused seed (`search.repeats`).
     Campaign mode (reading the signals after each trial, escalating, stopping) is on when
     `campaign` or `proposer` is given; `store` alone only records the runs of a drop-in search
     and changes none of its decisions.
@@ -362,6 +364,9 @@ class AgentSearcher(SearcherSetup, SearcherExtensions, Searcher):
         if isinstance(pending, StopCampaign):
             self._agent.escalator.stop(pending.reason)
             return None if running else Searcher.FINISHED  # type: ignore[return-value]
+        if self._annotate and self._repeats is not None and pending.origin != "repeat":
+            # a copy of an evaluated config trains with another seed (repeats reserved theirs)
+            pending.seed = self._repeats.fresh_seed(pending.arm, pending.params, pending.seed)
         self._trials.start(trial_id, pending, registry[pending.arm])
         return self._config(pending)
 

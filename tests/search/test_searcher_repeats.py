@@ -21,7 +21,9 @@ METRIC = "val/macro_f1"
 SPACE: dict[str, Any] = {"trainer.lr": tune.loguniform(1e-4, 1e-1)}
 
 
-def _searcher(store: FeedbackStore, repeats: int) -> AgentSearcher:
+def _searcher(store: FeedbackStore, repeats: int, copies: int = 0) -> AgentSearcher:
+    """A campaign searcher; its base arm first evaluates one point `copies` times (as a sampler
+    does when it returns to a corner of the box it believes in)."""
     return AgentSearcher(
         SPACE,
         metric=METRIC,
@@ -31,6 +33,7 @@ def _searcher(store: FeedbackStore, repeats: int) -> AgentSearcher:
         campaign="ecg",
         recommender=ScriptedRecommender(["continue"]),
         repeats=repeats,
+        points_to_evaluate=[{"trainer.lr": 0.01}] * copies,
     )
 
 
@@ -93,3 +96,36 @@ def test_the_trainable_trains_a_repeat_with_its_seed() -> None:
 def test_repeats_need_the_reserved_entry() -> None:
     with pytest.raises(ValueError, match="annotate"):
         AgentSearcher(SPACE, metric=METRIC, mode="max", repeats=2, annotate=False)
+
+
+def test_a_copy_of_an_evaluated_config_trains_with_an_unused_seed(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "history")
+    value = {None: 0.6, 1: 0.8, 2: 0.7}
+    configs = _run(_searcher(store, 0, copies=3), 3, lambda i, seed: value[seed])
+    assert all(c["trainer.lr"] == 0.01 for c in configs)
+    assert [c[RESERVED_KEY]["seed"] for c in configs] == [None, 1, 2]
+    assert [r.seed for r in store.runs(campaign="ecg")] == [0, 1, 2]
+    best = store.best_config("ecg")  # one configuration, evaluated three times
+    assert best is not None and best.n == 3 and best.mean == pytest.approx(0.7)
+
+
+def test_copies_and_repeats_never_share_a_seed(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "history")
+    configs = _run(_searcher(store, 2, copies=3), 7, lambda i, seed: 0.5 + 0.01 * (seed or 0))
+    lrs = [c["trainer.lr"] for c in configs]
+    seeds = [c[RESERVED_KEY]["seed"] or 0 for c in configs]
+    same = [s for s, lr in zip(seeds, lrs, strict=True) if lr == 0.01]
+    assert len(same) >= 5  # three copies and the repeats of the first incumbents
+    assert len(set(same)) == len(same)
+
+
+def test_without_the_reserved_entry_copies_keep_their_seed() -> None:
+    # A drop-in search (no reserved entry) cannot tell the trainable a seed: nothing changes.
+    point = {"trainer.lr": 0.01}
+    searcher = AgentSearcher(
+        SPACE, metric=METRIC, mode="max", seed=0, points_to_evaluate=[point, point]
+    )
+    for i in range(2):
+        config = searcher.suggest(f"t{i}")
+        assert isinstance(config, dict) and RESERVED_KEY not in config
+        searcher.on_trial_complete(f"t{i}", final_result(METRIC, 0.5))
