@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 METRIC = "f"
 #: Where a variant generator's experiment spec points its (unused) storage.
 VARIANT_STORAGE = Path(tempfile.gettempdir()) / "agentune-bench-variants"
+# Tune's trainable registry is a process-wide dict that `add_configurations` registers into
+# and flushes without a lock: two threads adding at once (workload_quality runs its jobs in
+# threads) fail with "dictionary changed size during iteration".
+_REGISTRY_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ class _VariantDriver:
     def __init__(self, generator: Any, space: dict[str, Any], budget: int) -> None:
         spec = {"run": _noop_trainable, "config": space, "num_samples": budget,
                 "storage_path": str(VARIANT_STORAGE)}  # fmt: skip
-        generator.add_configurations({"bench": spec})  # (Tune's default: ~/ray_results)
+        with _REGISTRY_LOCK:
+            generator.add_configurations({"bench": spec})  # (Tune's default: ~/ray_results)
         self._generator = generator
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
